@@ -1,0 +1,154 @@
+"""What the five fix transformers share: pruned traversal, parsing our snippets, placing them.
+
+Each fix is a plain ``libcst.CSTTransformer`` run over one shared parse. It never descends
+into function or class bodies (that walk alone would cost more than the fix itself):
+methods of the handler are edited in ``leave_ClassDef``, module-level functions in
+``leave_FunctionDef``, module-level insertions in ``leave_Module``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, FrozenSet, List, Optional, Sequence
+
+import libcst as cst
+
+from .settings import Settings
+from .shape import HANDLER_CLASS, MARK_PREFIX
+
+
+def mark(fix: str, note: str = "") -> str:
+    """The comment that tells our injected code apart from upstream's."""
+    return f"# {MARK_PREFIX} {fix}" + (f" ({note})" if note else "")
+
+
+class FixTransformer(cst.CSTTransformer):
+    """Base of every fix: knows its pending steps, the settings and the module's formatting."""
+
+    NAME: ClassVar[str]
+    DESCRIPTION: ClassVar[str]
+
+    def __init__(self, steps: FrozenSet[str], settings: Settings, module: cst.Module) -> None:
+        super().__init__()
+        self.steps = steps
+        self.settings = settings
+        self._config = module.config_for_parsing
+        self._indent = module.default_indent
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        return False
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return False
+
+    def statements(self, code: str) -> List[cst.BaseStatement]:
+        """Parse a snippet written with 4-space indents in the module's own indentation and newlines."""
+        lines = []
+        for line in code.strip("\n").split("\n"):
+            stripped = line.lstrip(" ")
+            lines.append(self._indent * ((len(line) - len(stripped)) // 4) + stripped)
+        parsed = cst.parse_module("\n".join(lines) + "\n", config=self._config)
+        body = list(parsed.body)
+        body[0] = body[0].with_changes(leading_lines=[*parsed.header, *body[0].leading_lines])
+        return body
+
+    def statement(self, code: str) -> cst.BaseStatement:
+        (only,) = self.statements(code)
+        return only
+
+
+def is_handler_class(node: cst.ClassDef) -> bool:
+    return node.name.value == HANDLER_CLASS
+
+
+def find_method(classdef: cst.ClassDef, name: str):
+    for statement in classdef.body.body:
+        if isinstance(statement, cst.FunctionDef) and statement.name.value == name:
+            return statement
+    return None
+
+
+def with_class_body(classdef: cst.ClassDef, body: Sequence[cst.BaseStatement]) -> cst.ClassDef:
+    return classdef.with_changes(body=classdef.body.with_changes(body=list(body)))
+
+
+def replace_method(classdef: cst.ClassDef, name: str, replacement: cst.FunctionDef) -> cst.ClassDef:
+    body = [
+        replacement if isinstance(s, cst.FunctionDef) and s.name.value == name else s for s in classdef.body.body
+    ]
+    return with_class_body(classdef, body)
+
+
+def insert_method_after(classdef: cst.ClassDef, after: Optional[str], method: cst.BaseStatement) -> cst.ClassDef:
+    """Put ``method`` right after method ``after`` (at the end of the class if None or absent)."""
+    body = list(classdef.body.body)
+    position = len(body)
+    for index, statement in enumerate(body):
+        if isinstance(statement, cst.FunctionDef) and statement.name.value == after:
+            position = index + 1
+    body.insert(position, method.with_changes(leading_lines=[cst.EmptyLine(), *method.leading_lines]))
+    return with_class_body(classdef, body)
+
+
+def prepend_to_method(classdef: cst.ClassDef, name: str, statements: Sequence[cst.BaseStatement]) -> cst.ClassDef:
+    """Insert statements at the start of method ``name`` (see ``prepend_to_body``)."""
+    method = find_method(classdef, name)
+    return replace_method(classdef, name, prepend_to_body(method, statements))
+
+
+def _is_docstring(statement: cst.BaseStatement) -> bool:
+    return (
+        isinstance(statement, cst.SimpleStatementLine)
+        and len(statement.body) == 1
+        and isinstance(statement.body[0], cst.Expr)
+        and isinstance(statement.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
+    )
+
+
+def _is_global(statement: cst.BaseStatement) -> bool:
+    return isinstance(statement, cst.SimpleStatementLine) and all(
+        isinstance(small, (cst.Global, cst.Nonlocal)) for small in statement.body
+    )
+
+
+def prepend_to_body(function: cst.FunctionDef, statements: Sequence[cst.BaseStatement]) -> cst.FunctionDef:
+    """Insert statements at the start of a function, after its docstring and global declarations."""
+    body = list(function.body.body)
+    position = 0
+    if body and _is_docstring(body[0]):
+        position = 1
+    while position < len(body) and _is_global(body[position]):
+        position += 1
+    body[position:position] = statements
+    return function.with_changes(body=function.body.with_changes(body=body))
+
+
+def insert_before(module: cst.Module, predicate, statements: Sequence[cst.BaseStatement]) -> cst.Module:
+    """Insert top-level statements, two blank lines first, before the first one matching ``predicate``."""
+    body = list(module.body)
+    position = next(index for index, statement in enumerate(body) if predicate(statement))
+    first = statements[0]
+    blank = [cst.EmptyLine(), cst.EmptyLine()]
+    body[position:position] = [first.with_changes(leading_lines=[*blank, *first.leading_lines]), *statements[1:]]
+    return module.with_changes(body=body)
+
+
+def defines(kind: type, name: str):
+    """A predicate for ``insert_before``: the top-level class or function called ``name``."""
+    return lambda statement: isinstance(statement, kind) and statement.name.value == name
+
+
+def add_import(module: cst.Module, statement: cst.BaseStatement) -> cst.Module:
+    """Add an import after the module's first run of top-level imports."""
+    body = list(module.body)
+    is_import = lambda s: isinstance(s, cst.SimpleStatementLine) and isinstance(  # noqa: E731
+        s.body[0], (cst.Import, cst.ImportFrom)
+    )
+    first = next((index for index, s in enumerate(body) if is_import(s)), None)
+    if first is None:
+        position = 1 if body and _is_docstring(body[0]) else 0
+    else:
+        position = first
+        while position < len(body) and is_import(body[position]):
+            position += 1
+    body.insert(position, statement)
+    return module.with_changes(body=body)

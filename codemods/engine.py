@@ -1,0 +1,83 @@
+"""The pure core: source bytes in, patched source bytes and a per-fix report out.
+
+One parse, the pending fixes as transformers over that one tree, one code generation,
+then a compile and a re-inspection of the result. No file is read or written here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Dict, Sequence, Tuple
+
+from .plan import FIX_NAMES, PENDING, Plan, plan_fixes
+from .settings import Settings
+from .shape import Shape, inspect
+
+TRANSFORMERS = {
+    "connection-pool": ("connection_pool", "ConnectionPoolFix"),
+    "singleton": ("singleton", "SingletonFix"),
+    "limits": ("limits", "LimitsFix"),
+    "periodic-cleanup": ("periodic_cleanup", "PeriodicCleanupFix"),
+    "teardown": ("teardown", "TeardownFix"),
+}
+assert tuple(TRANSFORMERS) == FIX_NAMES
+
+
+class VerificationError(Exception):
+    """The patched text does not compile, or a fix did not leave its mark: nothing may be written."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What fixing one source produced: the new bytes and each fix's verdict before the run."""
+
+    source: bytes
+    shape: Shape
+    plans: Dict[str, Plan]
+    applied: Tuple[str, ...]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.applied)
+
+
+def transformer_class(name: str):
+    """The LibCST transformer of a fix (imports libcst)."""
+    module, cls = TRANSFORMERS[name]
+    return getattr(importlib.import_module(f"{__package__}.{module}"), cls)
+
+
+def assess(source: bytes) -> Tuple[Shape, Dict[str, Plan]]:
+    """Each fix's verdict on ``source``: standard library only, for ``check``."""
+    shape = inspect(source)
+    return shape, plan_fixes(shape)
+
+
+def fix_source(source: bytes, select: Sequence[str] = FIX_NAMES, settings: Settings = Settings()) -> Outcome:
+    """Apply the selected pending fixes to ``source``; raise SyntaxError, UnsupportedShape or VerificationError."""
+    shape, plans = assess(source)
+    todo = tuple(name for name in FIX_NAMES if name in select and plans[name].status == PENDING)
+    if not todo:
+        return Outcome(source, shape, plans, ())
+    import libcst
+
+    module = libcst.parse_module(source)
+    for name in todo:
+        extra = {"tracked": shape.tracked, "has_git_cache": shape.has_git_cache} if name == "periodic-cleanup" else {}
+        module = module.visit(transformer_class(name)(plans[name].steps, settings, module, **extra))
+    patched = module.bytes
+    verify(patched, todo)
+    return Outcome(patched, shape, plans, todo)
+
+
+def verify(patched: bytes, fixes: Sequence[str]) -> None:
+    """The patched source compiles and every fix just applied is now present."""
+    try:
+        compile(patched, "<patched hook handler>", "exec", dont_inherit=True)
+        _, after = assess(patched)
+    except (SyntaxError, ValueError, Exception) as error:
+        raise VerificationError(f"the patched file does not compile: {error}") from error
+    unfinished = [name for name in fixes if after[name].status == PENDING]
+    if unfinished:
+        raise VerificationError(f"fix {unfinished[0]} still has pending steps after patching")

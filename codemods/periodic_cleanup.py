@@ -1,0 +1,78 @@
+"""periodic-cleanup: trim the tracked collections every CLEANUP_INTERVAL_EVENTS events."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from .base import FixTransformer, add_import, insert_method_after, is_handler_class, mark, prepend_to_method
+from .shape import CACHE_AGE_LIMIT, CLEANUP_INTERVAL, CLEANUP_METHOD, EVENT_COUNTER, TRACKED_COLLECTIONS
+
+COUNTER_CODE = f"self.{EVENT_COUNTER} = 0  {mark('periodic-cleanup')}"
+
+COUNT_AND_CLEAN_CODE = f"""
+{mark("periodic-cleanup", "keep a long-lived handler's state bounded")}
+self.{EVENT_COUNTER} += 1
+if self.{EVENT_COUNTER} % {CLEANUP_INTERVAL} == 0:
+    self.{CLEANUP_METHOD}()
+"""
+
+METHOD_HEAD = f'''
+{mark("periodic-cleanup")}
+def {CLEANUP_METHOD}(self):
+    """Trim tracked collections to their limits and expire old git-branch cache entries."""'''
+
+TRIM_CODE = """
+    # Dicts keep insertion order: the first keys are the oldest.
+    for entries, limit in (
+$pairs
+    ):
+        for key in list(entries)[: max(len(entries) - limit, 0)]:
+            del entries[key]"""
+
+EXPIRE_CODE = f"""
+    expired_before = time.time() - {CACHE_AGE_LIMIT}
+    for key, cached_at in list(self._git_branch_cache_time.items()):
+        if cached_at < expired_before:
+            del self._git_branch_cache_time[key]
+            self._git_branch_cache.pop(key, None)"""
+
+
+def cleanup_method_code(tracked, has_git_cache: bool) -> str:
+    """The cleanup method for a layout: it reads only the collections that layout's __init__ sets."""
+    parts = [METHOD_HEAD]
+    if tracked:
+        pairs = "\n".join(f"        (self.{attr}, {TRACKED_COLLECTIONS[attr]})," for attr in tracked)
+        parts.append(TRIM_CODE.replace("$pairs", pairs))
+    if has_git_cache:
+        parts.append(EXPIRE_CODE)
+    return "".join(parts)
+
+
+class PeriodicCleanupFix(FixTransformer):
+    NAME = "periodic-cleanup"
+    DESCRIPTION = (
+        "Add _cleanup_old_entries() (trims each tracked collection to its limit, oldest first; expires "
+        "git-branch cache entries); handle() counts events and calls it every CLEANUP_INTERVAL_EVENTS."
+    )
+
+    def __init__(self, steps, settings, module, *, tracked=(), has_git_cache=False) -> None:
+        super().__init__(steps, settings, module)
+        self.tracked = tracked
+        self.has_git_cache = has_git_cache
+
+    def leave_ClassDef(self, original_node: cst.ClassDef, updated_node: cst.ClassDef) -> cst.ClassDef:
+        if not is_handler_class(updated_node):
+            return updated_node
+        if "counter" in self.steps:
+            updated_node = prepend_to_method(updated_node, "__init__", [self.statement(COUNTER_CODE)])
+        if "call" in self.steps:
+            updated_node = prepend_to_method(updated_node, "handle", self.statements(COUNT_AND_CLEAN_CODE))
+        if "method" in self.steps:
+            method = self.statement(cleanup_method_code(self.tracked, self.has_git_cache))
+            updated_node = insert_method_after(updated_node, "__init__", method)
+        return updated_node
+
+    def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
+        if "import-time" in self.steps:
+            updated_node = add_import(updated_node, self.statement(f"import time  {mark(self.NAME)}"))
+        return updated_node

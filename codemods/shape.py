@@ -1,0 +1,245 @@
+"""Read a hook handler's structure with the standard library's ``ast``.
+
+Everything the tool decides (is this a claude-mpm handler, which layout, which fix
+still has work to do) is decided here, from structure, never from version numbers
+or text matching. ``check`` needs nothing else, so it never imports libcst.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from typing import Dict, FrozenSet, Optional, Tuple
+
+HANDLER_CLASS = "ClaudeHookHandler"
+POOL_CLASS = "SocketIOConnectionPool"
+CLEANUP_METHOD = "_cleanup_old_entries"
+EVENT_COUNTER = "events_processed"
+POOL_ATTRIBUTE = "connection_pool"
+
+# Unbounded collections a handler may set in __init__, with the limit that bounds each.
+TRACKED_COLLECTIONS: Dict[str, str] = {
+    "active_delegations": "MAX_DELEGATION_TRACKING",
+    "delegation_requests": "MAX_DELEGATION_TRACKING",
+    "pending_prompts": "MAX_PROMPT_TRACKING",
+}
+GIT_CACHE = ("_git_branch_cache", "_git_branch_cache_time")
+CACHE_AGE_LIMIT = "MAX_CACHE_AGE_SECONDS"
+CLEANUP_INTERVAL = "CLEANUP_INTERVAL_EVENTS"
+
+MARK_PREFIX = "fix-memory-leaks:"
+_MARK = re.compile(r"#\s*fix-memory-leaks:\s*([a-z][a-z-]*)")
+
+
+class UnsupportedShape(Exception):
+    """The file is Python, but not a hook handler layout this tool knows."""
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a handler file holds, as far as the five fixes care."""
+
+    module_names: FrozenSet[str]
+    imported_modules: FrozenSet[str]
+    marks: FrozenSet[str]
+    init_attrs: FrozenSet[str]
+    methods: FrozenSet[str]
+    tracked: Tuple[str, ...]
+    has_git_cache: bool
+    client_builders: Tuple[str, ...]
+    builders_without_port: Tuple[str, ...]
+    main_builds_handler: bool
+    handle_calls_cleanup: bool
+    del_closes_pool: bool
+    upstream_fixed: bool
+    lines: Dict[str, int]
+
+    @property
+    def has_socketio_client(self) -> bool:
+        return bool(self.client_builders) or POOL_ATTRIBUTE in self.init_attrs
+
+    @property
+    def needed_limits(self) -> Tuple[str, ...]:
+        """The limit constants this layout's collections need, plus the interval, in a stable order."""
+        names = [TRACKED_COLLECTIONS[attr] for attr in self.tracked]
+        if self.has_git_cache:
+            names.append(CACHE_AGE_LIMIT)
+        if names:
+            names.append(CLEANUP_INTERVAL)
+        return tuple(dict.fromkeys(names))
+
+    @property
+    def layout(self) -> str:
+        """A short name for the layout, from its features (the releases named are where it was seen)."""
+        if self.upstream_fixed:
+            return "fixed upstream (3.9.4+)"
+        if not self.has_socketio_client and not self.tracked:
+            return "3.0-3.1 (no Socket.IO client, no tracking)"
+        if "pending_prompts" in self.tracked:
+            return "3.6-3.9.2 (Socket.IO, delegations, prompts)"
+        if "delegation_requests" in self.tracked:
+            return "3.5 (Socket.IO, delegation requests)"
+        return "3.2-3.4 (Socket.IO, delegations)"
+
+
+def read_marks(text: str) -> FrozenSet[str]:
+    """The fixes whose marker comment (``# fix-memory-leaks: NAME``) is in the text."""
+    return frozenset(_MARK.findall(text))
+
+
+def inspect(source: bytes) -> Shape:
+    """Parse ``source`` and describe it; raise ``SyntaxError`` or ``UnsupportedShape``."""
+    tree = ast.parse(source)
+    text = source.decode("utf-8", errors="replace")
+    handler = _top_level(tree, ast.ClassDef, HANDLER_CLASS)
+    if handler is None:
+        raise UnsupportedShape(f"no class {HANDLER_CLASS}: not a claude-mpm hook handler")
+    methods = {node.name: node for node in handler.body if isinstance(node, ast.FunctionDef)}
+    for required in ("__init__", "handle"):
+        if required not in methods:
+            raise UnsupportedShape(f"{HANDLER_CLASS} has no {required}() method")
+    main = _top_level(tree, ast.FunctionDef, "main")
+    if main is None:
+        raise UnsupportedShape("no top-level main() function")
+
+    module_names, imported = _module_bindings(tree)
+    marks = read_marks(text)
+    init = methods["__init__"]
+    init_attrs = frozenset(_self_assignments(init))
+    dict_attrs = _dict_valued_self_assignments(init)
+    builders = tuple(name for name, node in methods.items() if _builds_socketio_client(node))
+    upstream_fixed = "_global_handler" in module_names and "singleton" not in marks
+    shape = Shape(
+        module_names=frozenset(module_names),
+        imported_modules=frozenset(imported),
+        marks=marks,
+        init_attrs=init_attrs,
+        methods=frozenset(methods),
+        tracked=tuple(attr for attr in TRACKED_COLLECTIONS if attr in dict_attrs),
+        has_git_cache=all(attr in dict_attrs for attr in GIT_CACHE),
+        client_builders=builders,
+        builders_without_port=tuple(name for name in builders if not _assigns_name(methods[name], "port")),
+        main_builds_handler=bool(handler_constructions(main)),
+        handle_calls_cleanup=_calls_method(methods["handle"], CLEANUP_METHOD),
+        del_closes_pool="__del__" in methods and _calls_method(methods["__del__"], "close_all"),
+        upstream_fixed=upstream_fixed,
+        lines={
+            "class": handler.lineno,
+            "main": main.lineno,
+            **{name: node.lineno for name, node in methods.items()},
+            **({"builder": methods[builders[0]].lineno} if builders else {}),
+        },
+    )
+    if not upstream_fixed:
+        _require_known_prefix_shape(shape)
+    return shape
+
+
+def _require_known_prefix_shape(shape: Shape) -> None:
+    if not shape.main_builds_handler and "singleton" not in shape.marks:
+        raise UnsupportedShape(f"main() does not create {HANDLER_CLASS}() (expected `handler = {HANDLER_CLASS}()`)")
+    if shape.builders_without_port:
+        name = shape.builders_without_port[0]
+        raise UnsupportedShape(f"{HANDLER_CLASS}.{name}() builds a socketio.Client but sets no `port`")
+    if shape.client_builders and "socketio" not in shape.module_names:
+        raise UnsupportedShape("the handler builds socketio.Client but the module never imports socketio")
+
+
+def handler_constructions(main: ast.FunctionDef) -> Tuple[ast.Assign, ...]:
+    """``name = ClaudeHookHandler()`` statements in main() that are not the singleton's own."""
+    found = []
+    for node in ast.walk(main):
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and node.targets[0].id != "_global_handler"
+            and isinstance(node.value, ast.Call)
+            and isinstance(node.value.func, ast.Name)
+            and node.value.func.id == HANDLER_CLASS
+        ):
+            found.append(node)
+    return tuple(found)
+
+
+def _top_level(tree: ast.Module, kind: type, name: str) -> Optional[ast.AST]:
+    for node in tree.body:
+        if isinstance(node, kind) and node.name == name:
+            return node
+    return None
+
+
+def _module_bindings(tree: ast.Module) -> Tuple[set, set]:
+    """Names bound at module level (including inside top-level try/if blocks), and imported modules."""
+    names, imported = set(), set()
+    pending = list(tree.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(t.id for t in targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                names.add(alias.asname or alias.name.split(".")[0])
+                if alias.asname is None:
+                    imported.add(alias.name)
+        elif isinstance(node, ast.ImportFrom):
+            names.update(alias.asname or alias.name for alias in node.names)
+        elif isinstance(node, (ast.Try, ast.If)):
+            pending.extend(node.body + node.orelse + getattr(node, "finalbody", []))
+            for handler in getattr(node, "handlers", []):
+                pending.extend(handler.body)
+    return names, imported
+
+
+def _self_assignments(function: ast.FunctionDef):
+    for node in ast.walk(function):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        for target in targets:
+            if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
+                yield target.attr
+
+
+def _dict_valued_self_assignments(function: ast.FunctionDef) -> set:
+    attrs = set()
+    for node in ast.walk(function):
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and _is_dict_value(node.value):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
+                    attrs.add(target.attr)
+    return attrs
+
+
+def _is_dict_value(value: Optional[ast.expr]) -> bool:
+    return isinstance(value, ast.Dict) or (
+        isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "dict"
+    )
+
+
+def _builds_socketio_client(function: ast.FunctionDef) -> bool:
+    return any(
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "Client"
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "socketio"
+        for node in ast.walk(function)
+    )
+
+
+def _assigns_name(function: ast.FunctionDef, name: str) -> bool:
+    return any(
+        isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets)
+        for node in ast.walk(function)
+    )
+
+
+def _calls_method(function: ast.FunctionDef, method: str) -> bool:
+    return any(
+        isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == method
+        for node in ast.walk(function)
+    )

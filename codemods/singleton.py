@@ -1,0 +1,77 @@
+"""singleton: one handler per process, created under a lock, instead of a new one per call."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from .base import FixTransformer, add_import, defines, insert_before, mark, prepend_to_body
+from .shape import HANDLER_CLASS
+
+GLOBALS_CODE = f"""
+{mark("singleton", "the one handler of this process")}
+_global_handler = None
+_handler_lock = threading.Lock()
+"""
+
+SHARED_HANDLER_CODE = f"""
+{mark("singleton", "reuse the process's handler instead of building one per call")}
+with _handler_lock:
+    if _global_handler is None:
+        _global_handler = {HANDLER_CLASS}()
+    $name = _global_handler
+"""
+
+
+class _ShareHandler(cst.CSTTransformer):
+    """Replace ``name = ClaudeHookHandler()`` in main() with the locked, shared instance."""
+
+    def __init__(self, fix: "SingletonFix") -> None:
+        super().__init__()
+        self.fix = fix
+
+    def leave_SimpleStatementLine(self, original_node, updated_node):
+        name = _constructed_name(updated_node)
+        if name is None:
+            return updated_node
+        shared = self.fix.statement(SHARED_HANDLER_CODE.replace("$name", name))
+        return shared.with_changes(leading_lines=[*updated_node.leading_lines, *shared.leading_lines])
+
+
+def _constructed_name(statement: cst.SimpleStatementLine):
+    if len(statement.body) != 1 or not isinstance(statement.body[0], cst.Assign):
+        return None
+    assign = statement.body[0]
+    if len(assign.targets) != 1 or not isinstance(assign.targets[0].target, cst.Name):
+        return None
+    name = assign.targets[0].target.value
+    value = assign.value
+    if (
+        name != "_global_handler"
+        and isinstance(value, cst.Call)
+        and isinstance(value.func, cst.Name)
+        and value.func.value == HANDLER_CLASS
+        and not value.args
+    ):
+        return name
+    return None
+
+
+class SingletonFix(FixTransformer):
+    NAME = "singleton"
+    DESCRIPTION = (
+        "Add module globals _global_handler and _handler_lock; main() creates the handler once, "
+        "under the lock, and reuses it."
+    )
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef) -> cst.FunctionDef:
+        if updated_node.name.value != "main" or "main" not in self.steps:
+            return updated_node
+        shared = updated_node.visit(_ShareHandler(self))
+        return prepend_to_body(shared, [self.statement("global _global_handler")])
+
+    def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
+        if "globals" in self.steps:
+            updated_node = insert_before(updated_node, defines(cst.FunctionDef, "main"), self.statements(GLOBALS_CODE))
+        if "import-threading" in self.steps:
+            updated_node = add_import(updated_node, self.statement(f"import threading  {mark(self.NAME)}"))
+        return updated_node

@@ -1,0 +1,33 @@
+"""teardown: ``__del__`` closes the connection pool, even when ``__init__`` failed half-way."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from .base import FixTransformer, find_method, insert_method_after, is_handler_class, mark, replace_method
+
+DEL_CODE = f'''
+{mark("teardown")}
+def __del__(self):
+    """Close the pooled Socket.IO clients when the handler goes away."""
+    pool = getattr(self, "connection_pool", None)  # missing if __init__ failed half-way
+    if pool is not None:
+        try:
+            pool.close_all()
+        except Exception:
+            pass
+'''
+
+
+class TeardownFix(FixTransformer):
+    NAME = "teardown"
+    DESCRIPTION = "__del__ closes the connection pool (close_all()); safe when __init__ failed half-way."
+
+    def leave_ClassDef(self, original_node: cst.ClassDef, updated_node: cst.ClassDef) -> cst.ClassDef:
+        if not is_handler_class(updated_node) or "del" not in self.steps:
+            return updated_node
+        teardown = self.statement(DEL_CODE)
+        existing = find_method(updated_node, "__del__")
+        if existing is None:
+            return insert_method_after(updated_node, None, teardown)
+        return replace_method(updated_node, "__del__", teardown.with_changes(leading_lines=[*existing.leading_lines, *teardown.leading_lines]))

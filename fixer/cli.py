@@ -1,0 +1,214 @@
+"""The command line: ``main(argv) -> int``.
+
+Only argparse is imported up front: ``--help`` must be instant, so libcst, yaml and rich are
+imported by the commands that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from functools import partial
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+from codemods.plan import FIX_NAMES
+
+from . import __version__
+
+EPILOG = """\
+exit codes: 0 done or nothing to do; 1 (check) fixes are pending; 2 an error (unparsable or
+unrecognised file, PATH with no handler, bad config, failed verification): the message names
+the file and the reason.
+"""
+
+EXAMPLES = {
+    "apply": "examples:\n  fix-memory-leaks apply --dry-run            # show the diff, write nothing\n"
+    "  fix-memory-leaks apply --installed          # patch this Python's claude-mpm\n"
+    "  fix-memory-leaks apply path/to/site-packages --select singleton",
+    "check": "examples:\n  fix-memory-leaks check --installed          # exit 1 when fixes are pending\n"
+    "  fix-memory-leaks check . --format github   # annotations for GitHub Actions",
+    "restore": "example:\n  fix-memory-leaks restore --installed        # put the pristine original back",
+    "fixes": "example:\n  fix-memory-leaks fixes",
+}
+
+
+class UsageError(Exception):
+    """Arguments that make sense to argparse but not to us (exit 2)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fix-memory-leaks",
+        description="Patch claude-mpm's hook handler (hook_handler.py) so long sessions stop leaking memory.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    targets = argparse.ArgumentParser(add_help=False)
+    targets.add_argument(
+        "paths", nargs="*", metavar="PATH",
+        help="a hook_handler.py, or a folder searched for **/hooks/claude_hooks/hook_handler.py (default: .)",
+    )
+    targets.add_argument("--installed", action="store_true", help="the claude-mpm installed for this Python")
+    targets.add_argument("--python", metavar="PATH", help="with --installed: the claude-mpm of this interpreter")
+    output = argparse.ArgumentParser(add_help=False)
+    output.add_argument("-q", "--quiet", action="store_true", help="print only errors and the summary")
+    output.add_argument("-v", "--verbose", action="store_true", help="show every fix's reason")
+    output.add_argument("--no-color", action="store_true", help="no colour (also: NO_COLOR=1)")
+    fixing = argparse.ArgumentParser(add_help=False)
+    fixing.add_argument("--config", metavar="FILE", help="YAML config (default: nearest .claude-mpm/memory_config.yaml)")
+    fixing.add_argument(
+        "--select", metavar="FIX[,FIX]", help=f"only these fixes (and what they need): {', '.join(FIX_NAMES)}"
+    )
+    fixing.add_argument("--jobs", "-j", type=int, metavar="N", help="files processed in parallel (default: all cores)")
+
+    def command(name: str, help_text: str, parents) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name, help=help_text, description=help_text, parents=parents,
+            epilog=EXAMPLES.get(name, "") + "\n\n" + EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    apply = command("apply", "patch the handlers (a .backup of each original is kept)", [targets, fixing, output])
+    apply.add_argument("--dry-run", action="store_true", help="print the unified diff, write nothing")
+    apply.add_argument("--format", choices=("text", "json"), default="text")
+    check = command("check", "report pending fixes; exit 1 when any is pending", [targets, fixing, output])
+    check.add_argument("--format", choices=("text", "json", "github"), default="text")
+    restore = command("restore", "put the newest backup back (the backup is kept)", [targets, output])
+    restore.add_argument("--force", action="store_true", help="restore even over a file this tool did not patch")
+    command("fixes", "list the fixes", [])
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except UsageError as error:
+        print(f"fix-memory-leaks: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fix-memory-leaks: interrupted; every file is either untouched or fully patched", file=sys.stderr)
+        return 130
+
+
+def _handlers(args) -> List[Path]:
+    from .targets import TargetError, find_handlers, installed_claude_mpm
+
+    try:
+        if args.installed:
+            if args.paths:
+                raise UsageError("give PATHs or --installed, not both")
+            return find_handlers([str(installed_claude_mpm(args.python))])
+        if args.python:
+            raise UsageError("--python goes with --installed")
+        return find_handlers(args.paths or ["."])
+    except TargetError as error:
+        raise UsageError(str(error)) from None
+
+
+def _selection(args):
+    """(config, selected fix names, notes): --select wins over the config's ``fixes``."""
+    from codemods.plan import UnknownFix, resolve_selection
+
+    from .config import ConfigError, resolve_config
+
+    try:
+        config = resolve_config(args.config)
+    except ConfigError as error:
+        raise UsageError(str(error)) from None
+    names = [n.strip() for n in args.select.split(",") if n.strip()] if args.select else config.fixes or FIX_NAMES
+    try:
+        selected, notes = resolve_selection(names)
+    except UnknownFix as error:
+        raise UsageError(str(error)) from None
+    return config, selected, notes
+
+
+def _run(function, paths: Sequence[Path], args, preload_libcst: bool = False):
+    """Results in the order of ``paths``; files spread over processes when there are several."""
+    from .parallel import run_all
+
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    progress = not args.quiet and args.format == "text" and sys.stderr.isatty()
+    return run_all(function, paths, args.jobs or os.cpu_count() or 1, progress, preload_libcst)
+
+
+def cmd_apply(args) -> int:
+    from .pipeline import apply_file
+    from .report import render_json, render_text, write_diff
+    from .results import exit_code
+
+    config, selected, notes = _selection(args)
+    paths = _handlers(args)
+    work = partial(apply_file, select=selected, settings=config.settings, dry_run=args.dry_run)
+    results = _run(work, paths, args, preload_libcst=True)
+    if args.dry_run and args.format == "text":
+        for result in results:
+            if result.diff:
+                write_diff(result.diff, args.no_color)
+    if args.format == "json":
+        render_json(results, config.source)
+    else:
+        render_text(
+            results, "apply", config_source=config.source, notes=notes, dry_run=args.dry_run,
+            quiet=args.quiet, verbose=args.verbose, no_color=args.no_color,
+        )
+    return exit_code("apply", results)
+
+
+def cmd_check(args) -> int:
+    from .pipeline import check_file
+    from .results import exit_code
+
+    config, selected, notes = _selection(args)
+    paths = _handlers(args)
+    results = _run(partial(check_file, select=selected), paths, args)
+    if args.format == "json":
+        from .report import render_json
+
+        render_json(results, config.source)
+    elif args.format == "github":
+        from .report import render_github
+
+        render_github(results)
+    else:
+        from .report import render_text
+
+        render_text(
+            results, "check", config_source=config.source, notes=notes,
+            quiet=args.quiet, verbose=args.verbose, no_color=args.no_color,
+        )
+    return exit_code("check", results)
+
+
+def cmd_restore(args) -> int:
+    from .pipeline import restore_file
+    from .report import render_text
+    from .results import exit_code
+
+    results = [restore_file(path, force=args.force) for path in _handlers(args)]
+    render_text(results, "restore", quiet=args.quiet, no_color=args.no_color)
+    return exit_code("restore", results)
+
+
+def cmd_fixes(args) -> int:
+    from codemods.engine import transformer_class
+    from codemods.plan import REQUIRES
+
+    for name in FIX_NAMES:
+        fix = transformer_class(name)
+        needs = f" (needs {', '.join(REQUIRES[name])})" if name in REQUIRES else ""
+        print(f"{name}{needs}\n    {fix.DESCRIPTION}")
+    return 0
+
+
+COMMANDS = {"apply": cmd_apply, "check": cmd_check, "restore": cmd_restore, "fixes": cmd_fixes}

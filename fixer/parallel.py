@@ -1,0 +1,39 @@
+"""Many files at once: spread over processes, results kept in the order the files were given."""
+
+from __future__ import annotations
+
+from concurrent.futures import ProcessPoolExecutor
+from typing import Callable, Iterable, List, Sequence, TypeVar
+
+T = TypeVar("T")
+
+
+def run_all(
+    function: Callable[..., T], paths: Sequence, jobs: int, progress: bool = False, preload_libcst: bool = False
+) -> List[T]:
+    """``[function(path) for path in paths]``, over ``jobs`` processes when there are several files."""
+    jobs = min(jobs, len(paths))
+    if jobs <= 1:
+        return _collect(map(function, paths), len(paths), progress)
+    initializer = _import_libcst if preload_libcst else None
+    with ProcessPoolExecutor(max_workers=jobs, initializer=initializer) as pool:
+        return _collect(pool.map(function, paths), len(paths), progress)
+
+
+def _import_libcst() -> None:
+    """Each worker imports libcst once, while the first files are being handed out."""
+    import libcst  # noqa: F401
+
+
+def _collect(results: Iterable[T], total: int, progress: bool) -> List[T]:
+    if not progress:
+        return list(results)
+    from rich.progress import Progress
+
+    collected = []
+    with Progress(transient=True) as bar:
+        task = bar.add_task("hook handlers", total=total)
+        for result in results:
+            collected.append(result)
+            bar.advance(task)
+    return collected

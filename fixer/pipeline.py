@@ -1,0 +1,351 @@
+"""The edge where files are read and written: check, apply (backup, atomic write, verify, roll back), restore.
+
+The decisions are made by the pure core (``codemods.engine``); this module only moves bytes,
+and moves them so that a file is always either its original or fully patched.
+"""
+
+from __future__ import annotations
+
+import difflib
+import io
+import os
+import re
+import tempfile
+import tokenize
+from contextlib import contextmanager
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
+
+from codemods.engine import Outcome, VerificationError, assess
+from codemods.plan import NOT_APPLICABLE as PLAN_NOT_APPLICABLE
+from codemods.plan import PENDING as PLAN_PENDING
+from codemods.plan import anchor_line
+from codemods.settings import Settings
+from codemods.shape import UnsupportedShape, read_marks
+
+from .results import (
+    ALREADY_FIXED,
+    APPLIED,
+    ERROR,
+    NOT_APPLICABLE,
+    OK,
+    PATCHED,
+    PENDING,
+    PRESENT,
+    RESTORED,
+    UNSUPPORTED,
+    FileResult,
+    FixResult,
+)
+
+BACKUP_SUFFIX = ".backup"
+
+
+class FileError(Exception):
+    """Anything that stops one file: the message says what and, where it can, what to do."""
+
+    def __init__(self, message: str, status: str = ERROR) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+# ---------------------------------------------------------------- reading and judging
+
+
+def read_source(path: Path) -> bytes:
+    try:
+        source = path.read_bytes()
+    except OSError as error:
+        raise FileError(f"cannot read the file: {error.strerror or error}") from None
+    if not source.strip():
+        raise FileError("the file is empty: not a claude-mpm hook handler", UNSUPPORTED)
+    if b"\0" in source:
+        raise FileError("the file holds binary data (NUL bytes): not a Python source file")
+    encoding = _encoding(source)
+    try:
+        source.decode(encoding)
+    except UnicodeDecodeError as error:
+        raise FileError(f"not valid {encoding} text at byte {error.start} (the file's declared encoding)") from None
+    return source
+
+
+def _encoding(source: bytes) -> str:
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(source).readline)
+    except SyntaxError as error:
+        raise FileError(f"bad encoding declaration: {error}") from None
+    return "utf-8" if encoding == "utf-8-sig" else encoding
+
+
+def _judged(call, *args):
+    """Run a core call, turning its refusals into FileErrors."""
+    try:
+        return call(*args)
+    except SyntaxError as error:
+        raise FileError(f"does not parse as Python (line {error.lineno}: {error.msg})") from None
+    except UnsupportedShape as error:
+        raise FileError(f"unrecognised handler: {error}; left untouched", UNSUPPORTED) from None
+    except VerificationError as error:
+        raise FileError(f"{error}; nothing was written (please report this file)") from None
+
+
+def _fix_results(outcome_plans, shape, select: Sequence[str], applied: Sequence[str]) -> List[FixResult]:
+    results = []
+    for name in select:
+        plan = outcome_plans[name]
+        if plan.status == PLAN_PENDING:
+            status = APPLIED if name in applied else PENDING
+        elif plan.status == PLAN_NOT_APPLICABLE:
+            status = NOT_APPLICABLE
+        else:
+            status = PRESENT
+        results.append(FixResult(name, status, plan.reason, anchor_line(shape, name)))
+    return results
+
+
+def check_file(path: Path, select: Sequence[str]) -> FileResult:
+    """Which selected fixes are pending; standard library only."""
+    try:
+        shape, plans = _judged(assess, read_source(Path(os.path.realpath(path))))
+    except FileError as error:
+        return FileResult(str(path), error.status, message=str(error))
+    fixes = _fix_results(plans, shape, select, ())
+    status = PENDING if any(f.status == PENDING for f in fixes) else OK
+    return FileResult(str(path), status, shape.layout, fixes)
+
+
+# ---------------------------------------------------------------- apply
+
+
+def apply_file(path: Path, select: Sequence[str], settings: Settings, dry_run: bool = False) -> FileResult:
+    """Patch one handler, or (dry run) say how; never leaves a half-written or lost file."""
+    target = Path(os.path.realpath(path))
+    try:
+        if dry_run:
+            return _apply_locked(path, target, select, settings, dry_run=True)
+        with folder_lock(target.parent):
+            return _apply_locked(path, target, select, settings, dry_run=False)
+    except FileError as error:
+        return FileResult(str(path), error.status, message=str(error))
+
+
+def _apply_locked(path: Path, target: Path, select, settings: Settings, dry_run: bool) -> FileResult:
+    from codemods.engine import fix_source
+
+    original = read_source(target)
+    outcome: Outcome = _judged(fix_source, original, select, settings)
+    fixes = _fix_results(outcome.plans, outcome.shape, select, outcome.applied)
+    result = FileResult(str(path), _apply_status(outcome, fixes), outcome.shape.layout, fixes)
+    if not outcome.changed:
+        return result
+    if dry_run:
+        result.diff = unified_diff(str(path), original, outcome.source)
+        return result
+    result.backup = write_patch(target, original, outcome.source, ours=bool(outcome.shape.marks))
+    return result
+
+
+def _apply_status(outcome: Outcome, fixes: Sequence[FixResult]) -> str:
+    if outcome.applied:
+        return PATCHED
+    if outcome.shape.upstream_fixed or any(f.status == PRESENT for f in fixes):
+        return ALREADY_FIXED
+    return NOT_APPLICABLE
+
+
+def write_patch(target: Path, original: bytes, patched: bytes, ours: bool) -> Optional[str]:
+    """Back up, replace atomically, verify; on any failure put the original back and raise FileError."""
+    mode = _stat(target)
+    backup, created = (newest_backup(target), False) if ours else ensure_backup(target, original)
+    try:
+        atomic_write(target, patched, mode)
+        verify_written(target, patched)
+    except BaseException as error:
+        _roll_back(target, original, mode, backup if created else None)
+        if isinstance(error, (OSError, VerificationError)):
+            raise FileError(f"{_describe(error)}; the original is back in place") from None
+        raise
+    return str(backup) if backup else None
+
+
+def _roll_back(target: Path, original: bytes, mode, created_backup: Optional[Path]) -> None:
+    try:
+        if target.read_bytes() != original:
+            atomic_write(target, original, mode)
+    except FileNotFoundError:
+        atomic_write(target, original, mode)
+    if created_backup is not None:
+        created_backup.unlink()
+
+
+def verify_written(target: Path, patched: bytes) -> None:
+    """Re-read the file: it must be exactly what we meant to write, and compile."""
+    if target.read_bytes() != patched:
+        raise VerificationError("the file on disk differs from the patched text after writing")
+    try:
+        compile(patched, str(target), "exec", dont_inherit=True)
+    except (SyntaxError, ValueError) as error:
+        raise VerificationError(f"the written file does not compile: {error}") from None
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, OSError):
+        where = f" ({error.filename})" if error.filename else ""
+        return f"write failed: {error.strerror or error}{where}"
+    return f"verification failed: {error}"
+
+
+def _stat(path: Path):
+    status = path.stat()
+    return status.st_mode & 0o7777, status.st_uid, status.st_gid
+
+
+def atomic_write(target: Path, data: bytes, mode) -> None:
+    """Temp file in the same folder, flushed and fsynced, then ``os.replace``: never a half-written target."""
+    permissions, uid, gid = mode
+    try:
+        descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as error:
+        raise FileError(f"cannot write into {target.parent}: {error.strerror or error}") from None
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, permissions)
+        if hasattr(os, "chown") and (uid, gid) != (os.getuid(), os.getgid()):
+            try:
+                os.chown(temporary, uid, gid)
+            except PermissionError:
+                pass
+        os.replace(temporary, target)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+    _fsync_folder(target.parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+@contextmanager
+def folder_lock(folder: Path):
+    """Serialise runs on one folder (two ``apply`` at once end with one clean patch)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError as error:
+        raise FileError(f"cannot open the folder {folder}: {error.strerror or error}") from None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
+
+
+# ---------------------------------------------------------------- backups
+
+
+def backups(target: Path) -> List[Path]:
+    """Existing backups of ``target``, oldest first: ``.backup``, ``.backup.1``, ``.backup.2``, ..."""
+    pattern = re.compile(re.escape(target.name + BACKUP_SUFFIX) + r"(?:\.(\d+))?$")
+    numbered: List[Tuple[int, Path]] = []
+    try:
+        names = os.listdir(target.parent)
+    except OSError:
+        return []
+    for name in names:
+        match = pattern.match(name)
+        if match:
+            numbered.append((int(match.group(1) or 0), target.parent / name))
+    return [path for _, path in sorted(numbered)]
+
+
+def newest_backup(target: Path) -> Optional[Path]:
+    existing = backups(target)
+    return existing[-1] if existing else None
+
+
+def ensure_backup(target: Path, original: bytes) -> Tuple[Path, bool]:
+    """A byte-identical backup of the pristine original; never overwrites another one. Returns (path, created)."""
+    existing = backups(target)
+    if existing and existing[-1].read_bytes() == original:
+        return existing[-1], False
+    number = 0
+    if existing:
+        last = existing[-1].name[len(target.name + BACKUP_SUFFIX) :]
+        number = int(last[1:] or 0) + 1
+    backup = target.with_name(target.name + BACKUP_SUFFIX + (f".{number}" if number else ""))
+    mode = _stat(target)
+    try:
+        descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{backup.name}.", suffix=".tmp")
+    except OSError as error:
+        raise FileError(f"cannot write a backup into {target.parent}: {error.strerror or error}") from None
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(original)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, mode[0])
+        os.link(temporary, backup)  # fails rather than overwrite a backup that appeared meanwhile
+    except OSError as error:
+        raise FileError(f"cannot write the backup {backup}: {error.strerror or error}") from None
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return backup, True
+
+
+# ---------------------------------------------------------------- restore
+
+
+def restore_file(path: Path, force: bool = False) -> FileResult:
+    """Put the newest backup back, atomically; the backup stays."""
+    target = Path(os.path.realpath(path))
+    try:
+        with folder_lock(target.parent):
+            backup = newest_backup(target)
+            if backup is None:
+                raise FileError(f"no backup to restore ({target.name}{BACKUP_SUFFIX} not found next to it)")
+            pristine = backup.read_bytes()
+            current = target.read_bytes() if target.exists() else b""
+            if current != pristine and not read_marks(current.decode("utf-8", "replace")) and not force:
+                raise FileError(
+                    "the file carries no fix-memory-leaks marks (not patched by this tool, or replaced since, "
+                    f"e.g. by an upgrade); restoring {backup.name} would overwrite it. Use --force to restore anyway"
+                )
+            if current != pristine:
+                atomic_write(target, pristine, _stat(target) if target.exists() else _stat(backup))
+    except FileError as error:
+        return FileResult(str(path), error.status, message=str(error))
+    except OSError as error:
+        return FileResult(str(path), ERROR, message=f"restore failed: {error.strerror or error}")
+    message = "restored" if current != pristine else "already identical to the backup"
+    return FileResult(str(path), RESTORED, message=f"{message} from {backup}", backup=str(backup))
+
+
+# ---------------------------------------------------------------- diff
+
+
+def unified_diff(display: str, before: bytes, after: bytes) -> str:
+    encoding = _encoding(before)
+    old = before.decode(encoding).splitlines(keepends=True)
+    new = after.decode(encoding).splitlines(keepends=True)
+    name = display.lstrip("/")
+    lines = difflib.unified_diff(old, new, fromfile=f"a/{name}", tofile=f"b/{name}")
+    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)

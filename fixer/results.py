@@ -1,0 +1,59 @@
+"""What a command found for each file: the data every output format renders."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+# File statuses.
+PATCHED, ALREADY_FIXED, NOT_APPLICABLE, UNSUPPORTED, ERROR = (
+    "patched", "already-fixed", "not-applicable", "unsupported", "error",
+)
+OK, PENDING, RESTORED = "ok", "pending", "restored"
+# Fix statuses (plus PENDING and NOT_APPLICABLE above).
+APPLIED, PRESENT = "applied", "present"
+
+FAILED = (UNSUPPORTED, ERROR)
+
+
+@dataclass(frozen=True)
+class FixResult:
+    name: str
+    status: str
+    reason: str = ""
+    line: int = 0
+
+
+@dataclass
+class FileResult:
+    path: str
+    status: str
+    layout: str = ""
+    fixes: List[FixResult] = field(default_factory=list)
+    message: str = ""
+    diff: str = ""
+    backup: Optional[str] = None
+
+    def as_json(self) -> Dict[str, object]:
+        return {
+            "path": self.path,
+            "status": self.status,
+            "layout": self.layout,
+            "fixes": [{"name": f.name, "status": f.status, "reason": f.reason} for f in self.fixes],
+            "message": self.message,
+            "backup": self.backup,
+        }
+
+
+def summary(results: Sequence[FileResult]) -> Dict[str, int]:
+    return dict(Counter(result.status for result in results))
+
+
+def exit_code(command: str, results: Sequence[FileResult]) -> int:
+    """0 done or nothing to do; 1 (check only) fixes pending; 2 any error or unrecognised file."""
+    if any(result.status in FAILED for result in results):
+        return 2
+    if command == "check" and any(result.status == PENDING for result in results):
+        return 1
+    return 0
