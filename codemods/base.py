@@ -13,7 +13,7 @@ from typing import ClassVar, FrozenSet, List, Optional, Sequence
 import libcst as cst
 
 from .settings import Settings
-from .shape import HANDLER_CLASS, MARK_PREFIX
+from .shape import HANDLER_CLASS, MARK_PREFIX, Shape
 
 
 def mark(fix: str, note: str = "") -> str:
@@ -22,17 +22,19 @@ def mark(fix: str, note: str = "") -> str:
 
 
 class FixTransformer(cst.CSTTransformer):
-    """Base of every fix: knows its pending steps, the settings and the module's formatting."""
+    """Base of every fix: knows its pending steps, the settings, the file's shape and its formatting."""
 
     NAME: ClassVar[str]
     DESCRIPTION: ClassVar[str]
 
-    def __init__(self, steps: FrozenSet[str], settings: Settings, module: cst.Module) -> None:
+    def __init__(self, steps: FrozenSet[str], settings: Settings, module: cst.Module, shape: Shape) -> None:
         super().__init__()
         self.steps = steps
         self.settings = settings
+        self.shape = shape
         self._config = module.config_for_parsing
         self._indent = module.default_indent
+        self._newline = module.default_newline
 
     def visit_ClassDef(self, node: cst.ClassDef) -> bool:
         return False
@@ -46,7 +48,8 @@ class FixTransformer(cst.CSTTransformer):
         for line in code.strip("\n").split("\n"):
             stripped = line.lstrip(" ")
             lines.append(self._indent * ((len(line) - len(stripped)) // 4) + stripped)
-        parsed = cst.parse_module("\n".join(lines) + "\n", config=self._config)
+        # Join with the module's newline: docstrings are tokens, their line ends are not rewritten.
+        parsed = cst.parse_module(self._newline.join(lines) + self._newline, config=self._config)
         body = list(parsed.body)
         body[0] = body[0].with_changes(leading_lines=[*parsed.header, *body[0].leading_lines])
         return body

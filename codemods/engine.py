@@ -64,8 +64,7 @@ def fix_source(source: bytes, select: Sequence[str] = FIX_NAMES, settings: Setti
 
     module = libcst.parse_module(source)
     for name in todo:
-        extra = {"tracked": shape.tracked, "has_git_cache": shape.has_git_cache} if name == "periodic-cleanup" else {}
-        module = module.visit(transformer_class(name)(plans[name].steps, settings, module, **extra))
+        module = module.visit(transformer_class(name)(plans[name].steps, settings, module, shape))
     patched = module.bytes
     verify(patched, todo)
     return Outcome(patched, shape, plans, todo)

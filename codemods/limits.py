@@ -10,12 +10,12 @@ from .shape import CACHE_AGE_LIMIT, CLEANUP_INTERVAL, HANDLER_CLASS, TRACKED_COL
 LIMIT_ORDER = ("MAX_DELEGATION_TRACKING", "MAX_PROMPT_TRACKING", CACHE_AGE_LIMIT, CLEANUP_INTERVAL)
 
 
-def _what_it_bounds(limit: str) -> str:
+def _what_it_bounds(limit: str, tracked) -> str:
     if limit == CACHE_AGE_LIMIT:
         return "seconds a git-branch cache entry is kept"
     if limit == CLEANUP_INTERVAL:
         return "hook events between two cleanups"
-    return "entries kept in " + ", ".join(c for c, bound in TRACKED_COLLECTIONS.items() if bound == limit)
+    return "entries kept in " + ", ".join(c for c in tracked if TRACKED_COLLECTIONS[c] == limit)
 
 
 class LimitsFix(FixTransformer):
@@ -31,5 +31,5 @@ class LimitsFix(FixTransformer):
             return updated_node
         lines = [mark(self.NAME, "bounds for what the handler keeps between events")]
         for name in (limit for limit in LIMIT_ORDER if limit in pending):
-            lines.append(f"{name} = {self.settings.limit(name)}  # {_what_it_bounds(name)}")
+            lines.append(f"{name} = {self.settings.limit(name)}  # {_what_it_bounds(name, self.shape.tracked)}")
         return insert_before(updated_node, defines(cst.ClassDef, HANDLER_CLASS), self.statements("\n".join(lines)))

@@ -55,11 +55,6 @@ class PeriodicCleanupFix(FixTransformer):
         "git-branch cache entries); handle() counts events and calls it every CLEANUP_INTERVAL_EVENTS."
     )
 
-    def __init__(self, steps, settings, module, *, tracked=(), has_git_cache=False) -> None:
-        super().__init__(steps, settings, module)
-        self.tracked = tracked
-        self.has_git_cache = has_git_cache
-
     def leave_ClassDef(self, original_node: cst.ClassDef, updated_node: cst.ClassDef) -> cst.ClassDef:
         if not is_handler_class(updated_node):
             return updated_node
@@ -68,7 +63,7 @@ class PeriodicCleanupFix(FixTransformer):
         if "call" in self.steps:
             updated_node = prepend_to_method(updated_node, "handle", self.statements(COUNT_AND_CLEAN_CODE))
         if "method" in self.steps:
-            method = self.statement(cleanup_method_code(self.tracked, self.has_git_cache))
+            method = self.statement(cleanup_method_code(self.shape.tracked, self.shape.has_git_cache))
             updated_node = insert_method_after(updated_node, "__init__", method)
         return updated_node
 
