@@ -69,3 +69,29 @@ def fetch_all(versions: Iterable[str] = ALL_RELEASES) -> Dict[str, Path]:
     versions = list(versions)
     with ThreadPoolExecutor(max_workers=8) as pool:
         return dict(zip(versions, pool.map(handler_path, versions)))
+
+
+def unpacked(version: str) -> Path:
+    """The release's wheel unpacked (cached): a folder to put on sys.path so its handler can be imported."""
+    target = CACHE / "unpacked" / version
+    if not (target / "claude_mpm").is_dir():
+        staging = target.with_name(f"{version}.part")
+        zipfile.ZipFile(_wheel(version)).extractall(staging)
+        staging.replace(target)
+    return target
+
+
+def release_row(version: str) -> str:
+    """The README table row of a release: layout, fixes that apply, what ``apply`` does."""
+    from codemods.engine import assess
+    from codemods.plan import FIX_NAMES, PENDING
+
+    shape, plans = assess(handler(version))
+    applied = ", ".join(name for name in FIX_NAMES if plans[name].status == PENDING) or "none"
+    return f"| {version} | {shape.layout} | {applied} | {'patched' if applied != 'none' else 'already-fixed'} |"
+
+
+if __name__ == "__main__":  # python -m tests.corpus: print the README's release table
+    fetch_all()
+    print("| release | layout | fixes applied | `apply` |\n|---|---|---|---|")
+    print("\n".join(release_row(version) for version in ALL_RELEASES))
