@@ -1,8 +1,8 @@
 """What the five fix transformers share: pruned traversal, parsing our snippets, placing them.
 
 Each fix is a plain ``libcst.CSTTransformer`` run over one shared parse. It never descends
-into function or class bodies (that walk alone would cost more than the fix itself):
-methods of the handler are edited in ``leave_ClassDef``, module-level functions in
+below the module's top-level statements (walking the whole tree would cost more than the
+fix itself): the handler's methods are edited in ``leave_ClassDef``, ``main()`` in
 ``leave_FunctionDef``, module-level insertions in ``leave_Module``.
 """
 
@@ -36,11 +36,10 @@ class FixTransformer(cst.CSTTransformer):
         self._indent = module.default_indent
         self._newline = module.default_newline
 
-    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
-        return False
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-        return False
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        """Descend into the module only: every edit is made on a top-level statement as it is left."""
+        super().on_visit(node)
+        return isinstance(node, cst.Module)
 
     def statements(self, code: str) -> List[cst.BaseStatement]:
         """Parse a snippet written with 4-space indents in the module's own indentation and newlines."""

@@ -109,21 +109,6 @@ class _FindPortStatement(cst.CSTVisitor):
         return False
 
 
-class _BuildsClient(cst.CSTVisitor):
-    def __init__(self) -> None:
-        self.found = False
-
-    def visit_Call(self, node: cst.Call) -> None:
-        func = node.func
-        if (
-            isinstance(func, cst.Attribute)
-            and func.attr.value == "Client"
-            and isinstance(func.value, cst.Name)
-            and func.value.value == "socketio"
-        ):
-            self.found = True
-
-
 class ConnectionPoolFix(FixTransformer):
     NAME = "connection-pool"
     DESCRIPTION = (
@@ -135,7 +120,11 @@ class ConnectionPoolFix(FixTransformer):
         if not is_handler_class(updated_node):
             return updated_node
         if "use-pool" in self.steps:
-            body = [self._pooled(s) if isinstance(s, cst.FunctionDef) else s for s in updated_node.body.body]
+            builders = self.shape.client_builders
+            body = [
+                self._pooled(s) if isinstance(s, cst.FunctionDef) and s.name.value in builders else s
+                for s in updated_node.body.body
+            ]
             updated_node = with_class_body(updated_node, body)
         if "pool-attribute" in self.steps:
             attribute = self.statement(
@@ -146,14 +135,10 @@ class ConnectionPoolFix(FixTransformer):
 
     def _pooled(self, method: cst.FunctionDef) -> cst.FunctionDef:
         """A method that built a socketio.Client, rewritten to take its client from the pool."""
-        builds = _BuildsClient()
-        method.visit(builds)
-        if not builds.found:
-            return method
         port = _FindPortStatement()
         method.visit(port)
         port_code = cst.Module(body=[]).code_for_node(port.found.with_changes(leading_lines=[])).strip()
-        syncs_attributes = "self.sio_client" in cst.Module(body=[]).code_for_node(method)
+        syncs_attributes = "sio_client" in self.shape.init_attrs
         code = CLIENT_GETTER_CODE.substitute(
             mark=mark(self.NAME, "clients come from the shared pool"),
             port_statement=port_code,
