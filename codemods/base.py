@@ -87,7 +87,8 @@ def insert_method_after(classdef: cst.ClassDef, after: Optional[str], method: cs
     for index, statement in enumerate(body):
         if isinstance(statement, cst.FunctionDef) and statement.name.value == after:
             position = index + 1
-    body.insert(position, method.with_changes(leading_lines=[cst.EmptyLine(), *method.leading_lines]))
+    blank = cst.EmptyLine(indent=False)  # a blank line, not one holding the class body's indentation
+    body.insert(position, method.with_changes(leading_lines=[blank, *method.leading_lines]))
     return with_class_body(classdef, body)
 
 

@@ -80,6 +80,7 @@ POOL_ATTRIBUTE_CODE = Template(
 )
 
 CLIENT_GETTER_CODE = Template('''
+"""Return a pooled Socket.IO client, or None (no server)."""
 $mark
 $port_statement
 $body
@@ -144,8 +145,7 @@ class ConnectionPoolFix(FixTransformer):
             port_statement=port_code,
             body=SYNCED_RETURN if syncs_attributes else PLAIN_RETURN,
         )
-        docstring = self.statement(f'"""Return a pooled Socket.IO client, or None (no server)."""')
-        return method.with_changes(body=method.body.with_changes(body=[docstring, *self.statements(code)]))
+        return method.with_changes(body=method.body.with_changes(body=self.statements(code)))
 
     def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
         if "pool-class" not in self.steps:
