@@ -10,7 +10,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Dict, Sequence, Tuple
 
-from .plan import FIX_NAMES, PENDING, Plan, plan_fixes
+from .plan import FIX_NAMES, PENDING, Plan, plan_fixes, resolve_selection
 from .settings import Settings
 from .shape import Shape, inspect, read_marks
 
@@ -57,7 +57,8 @@ def assess(source: bytes) -> Tuple[Shape, Dict[str, Plan]]:
 def fix_source(source: bytes, select: Sequence[str] = FIX_NAMES, settings: Settings = Settings()) -> Outcome:
     """Apply the selected pending fixes to ``source``; raise SyntaxError, UnsupportedShape or VerificationError."""
     shape, plans = assess(source)
-    todo = tuple(name for name in FIX_NAMES if name in select and plans[name].status == PENDING)
+    select, _ = resolve_selection(select)  # a fix never runs without what it needs, whoever calls
+    todo = tuple(name for name in select if plans[name].status == PENDING)
     if not todo:
         return Outcome(source, shape, plans, ())
     import libcst
