@@ -31,7 +31,14 @@ EXAMPLES = {
     "  fix-memory-leaks check . --format github   # annotations for GitHub Actions",
     "restore": "example:\n  fix-memory-leaks restore --installed        # put the pristine original back",
     "fixes": "example:\n  fix-memory-leaks fixes",
+    "init": "example:\n  fix-memory-leaks init                       # writes ./.claude-mpm/memory_config.yaml",
+    "monitor": "examples:\n  fix-memory-leaks monitor --interval 5        # live view until Ctrl+C\n"
+    "  fix-memory-leaks monitor --once --threshold-mb 300 || echo 'a process is above 300 MB'",
 }
+MONITOR_EXITS = """\
+exit codes: 0 normally (Ctrl+C ends the live view); with --once, 1 when a process is above the
+threshold; 2 an error (bad config or option).
+"""
 
 
 class UsageError(Exception):
@@ -42,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fix-memory-leaks",
         description="Patch claude-mpm's hook handler (hook_handler.py) so long sessions stop leaking memory.",
-        epilog=EPILOG,
+        epilog="examples:\n  fix-memory-leaks check --installed          # what is pending in this Python's claude-mpm\n"
+        "  fix-memory-leaks apply --installed\n  fix-memory-leaks COMMAND --help             # examples for each command"
+        "\n\n" + EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -55,21 +64,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     targets.add_argument("--installed", action="store_true", help="the claude-mpm installed for this Python")
     targets.add_argument("--python", metavar="PATH", help="with --installed: the claude-mpm of this interpreter")
-    output = argparse.ArgumentParser(add_help=False)
-    output.add_argument("-q", "--quiet", action="store_true", help="print only errors and the summary")
-    output.add_argument("-v", "--verbose", action="store_true", help="show every fix's reason")
-    output.add_argument("--no-color", action="store_true", help="no colour (also: NO_COLOR=1)")
-    fixing = argparse.ArgumentParser(add_help=False)
-    fixing.add_argument("--config", metavar="FILE", help="YAML config (default: nearest .claude-mpm/memory_config.yaml)")
+    colour = argparse.ArgumentParser(add_help=False)
+    colour.add_argument("--no-color", action="store_true", help="no colour (also: NO_COLOR=1)")
+    output = argparse.ArgumentParser(add_help=False, parents=[colour])
+    loudness = output.add_mutually_exclusive_group()
+    loudness.add_argument("-q", "--quiet", action="store_true", help="print only errors and the summary")
+    loudness.add_argument("-v", "--verbose", action="store_true", help="show every fix's reason")
+    configured = argparse.ArgumentParser(add_help=False)
+    configured.add_argument(
+        "--config", metavar="FILE", help="YAML config (default: nearest .claude-mpm/memory_config.yaml)"
+    )
+    fixing = argparse.ArgumentParser(add_help=False, parents=[configured])
     fixing.add_argument(
         "--select", metavar="FIX[,FIX]", help=f"only these fixes (and what they need): {', '.join(FIX_NAMES)}"
     )
     fixing.add_argument("--jobs", "-j", type=int, metavar="N", help="files processed in parallel (default: all cores)")
 
-    def command(name: str, help_text: str, parents) -> argparse.ArgumentParser:
+    def command(name: str, help_text: str, parents, exits: str = EPILOG) -> argparse.ArgumentParser:
         return commands.add_parser(
             name, help=help_text, description=help_text, parents=parents,
-            epilog=EXAMPLES.get(name, "") + "\n\n" + EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+            epilog=EXAMPLES[name] + "\n\n" + exits, formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
     apply = command("apply", "patch the handlers (a .backup of each original is kept)", [targets, fixing, output])
@@ -80,6 +94,18 @@ def build_parser() -> argparse.ArgumentParser:
     restore = command("restore", "put the newest backup back (the backup is kept)", [targets, output])
     restore.add_argument("--force", action="store_true", help="restore even over a file this tool did not patch")
     command("fixes", "list the fixes", [])
+    init = command("init", "write a commented .claude-mpm/memory_config.yaml holding the defaults", [])
+    init.add_argument("folder", nargs="?", default=".", metavar="PATH", help="the project folder (default: .)")
+    init.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    monitor = command(
+        "monitor", "watch the memory (RSS) of running claude-mpm and hook-handler processes",
+        [configured, colour], exits=MONITOR_EXITS,
+    )
+    monitor.add_argument("--once", action="store_true", help="print one table and exit (plain when piped)")
+    monitor.add_argument("--interval", type=float, default=2.0, metavar="SECONDS", help="refresh period (default: 2)")
+    monitor.add_argument(
+        "--threshold-mb", type=int, metavar="MB", help="warn above this RSS (default: the config's monitor.warn_rss_mb)"
+    )
     return parser
 
 
@@ -139,7 +165,7 @@ def _run(function, paths: Sequence[Path], args, preload_libcst: bool = False):
     if args.jobs is not None and args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     progress = not args.quiet and args.format == "text" and sys.stderr.isatty()
-    return run_all(function, paths, args.jobs or os.cpu_count() or 1, progress, preload_libcst)
+    return run_all(function, paths, args.jobs or os.cpu_count() or 1, progress, preload_libcst, args.no_color)
 
 
 def cmd_apply(args) -> int:
@@ -211,4 +237,41 @@ def cmd_fixes(args) -> int:
     return 0
 
 
-COMMANDS = {"apply": cmd_apply, "check": cmd_check, "restore": cmd_restore, "fixes": cmd_fixes}
+def cmd_init(args) -> int:
+    from .init import InitError, write_default_config
+
+    try:
+        written = write_default_config(Path(args.folder))
+    except InitError as error:
+        raise UsageError(str(error)) from None
+    if not args.quiet:
+        print(f"wrote {written} (the built-in defaults, commented); edit it to taste", file=sys.stderr)
+    return 0
+
+
+def cmd_monitor(args) -> int:
+    from .config import ConfigError, resolve_config
+    from .monitor import print_once, watch
+
+    try:
+        config = resolve_config(args.config)
+    except ConfigError as error:
+        raise UsageError(str(error)) from None
+    threshold = config.monitor.warn_rss_mb if args.threshold_mb is None else args.threshold_mb
+    if threshold <= 0:
+        raise UsageError(f"--threshold-mb must be positive, not {threshold}")
+    if not 0 < args.interval < float("inf"):
+        raise UsageError(f"--interval must be a positive number of seconds, not {args.interval:g}")
+    if args.once:
+        return print_once(threshold, args.no_color)
+    try:
+        watch(threshold, args.interval, args.no_color, config.source)
+    except KeyboardInterrupt:
+        pass  # Ctrl+C is how the live view ends
+    return 0
+
+
+COMMANDS = {
+    "apply": cmd_apply, "check": cmd_check, "restore": cmd_restore, "fixes": cmd_fixes,
+    "init": cmd_init, "monitor": cmd_monitor,
+}

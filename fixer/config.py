@@ -1,4 +1,4 @@
-"""The YAML config: limits, pool size and the default fix selection, checked key by key.
+"""The YAML config: limits, pool size, the default fix selection and the monitor threshold, checked key by key.
 
 Errors name the key and its line, like a compiler would. yaml is imported only here,
 and only when a config file exists, so ``--help`` and a config-less run never pay for it.
@@ -7,7 +7,7 @@ and only when a config file exists, so ``--help`` and a config-less run never pa
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Optional, Tuple
 
@@ -15,11 +15,20 @@ from codemods.settings import Settings
 
 CONFIG_RELATIVE = Path(".claude-mpm") / "memory_config.yaml"
 
-# Section -> its keys; each key is also the name of the Settings field it sets.
+# Section -> its keys; each key is also the name of the Settings or MonitorSettings field it sets.
 SCHEMA = {
     "limits": ("max_delegation_tracking", "max_prompt_tracking", "max_cache_age_seconds", "cleanup_interval_events"),
     "connection_pool": ("max_connections",),
+    "monitor": ("warn_rss_mb",),
 }
+TOP_LEVEL_KEYS = (*SCHEMA, "fixes")
+
+
+@dataclass(frozen=True)
+class MonitorSettings:
+    """What ``fix-memory-leaks monitor`` warns about; not written into any handler."""
+
+    warn_rss_mb: int = 500  # RSS, in MB, above which a process is flagged
 
 
 class ConfigError(Exception):
@@ -31,6 +40,7 @@ class Config:
     settings: Settings
     fixes: Optional[Tuple[str, ...]]
     source: str  # the file used, or "built-in defaults"
+    monitor: MonitorSettings = MonitorSettings()
 
 
 DEFAULTS = Config(Settings(), None, "built-in defaults")
@@ -91,8 +101,13 @@ def parse_config(text: str, source: str) -> Config:
                     raise ConfigError(f"{source}:{sub_line}: unknown key '{dotted}' (known: {known})")
                 values[sub_key_node.value] = _positive_int(sub_value_node, dotted, source)
         else:
-            raise ConfigError(f"{source}:{line}: unknown key '{key}' (known: limits, connection_pool, fixes)")
-    return Config(replace(Settings(), **values), fixes, source)
+            raise ConfigError(f"{source}:{line}: unknown key '{key}' (known: {', '.join(TOP_LEVEL_KEYS)})")
+    return Config(_with_values(Settings(), values), fixes, source, _with_values(MonitorSettings(), values))
+
+
+def _with_values(defaults, values):
+    """``defaults`` with the values that name one of its fields (key names are unique across sections)."""
+    return replace(defaults, **{f.name: values[f.name] for f in fields(defaults) if f.name in values})
 
 
 def _positive_int(node, key: str, source: str) -> int:

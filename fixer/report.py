@@ -39,18 +39,20 @@ STYLES = {
     ERROR: "bold red",
 }
 
+
 def colour_wanted(stream: TextIO, no_color: bool) -> bool:
     if no_color or os.environ.get("NO_COLOR"):
         return False
     return hasattr(stream, "isatty") and stream.isatty()
 
 
-def _console(stream: TextIO, no_color: bool):
+def console_for(stream: TextIO, no_color: bool, soft_wrap: bool = True):
+    """A rich console for ``stream``: colour only on a terminal without NO_COLOR or --no-color."""
     from rich.console import Console
 
     colour = colour_wanted(stream, no_color)
     return Console(
-        file=stream, no_color=not colour, color_system="auto" if colour else None, highlight=False, soft_wrap=True
+        file=stream, no_color=not colour, color_system="auto" if colour else None, highlight=False, soft_wrap=soft_wrap
     )
 
 
@@ -70,7 +72,7 @@ def render_text(
     from rich.text import Text
 
     stream = stream or sys.stderr
-    console = _console(stream, no_color)
+    console = console_for(stream, no_color)
     for note in notes:
         console.print(Text(f"note: {note}", style="yellow"))
     for result in results:
@@ -159,7 +161,7 @@ def write_diff(diff: str, no_color: bool, stream: TextIO = None) -> None:
         return
     from rich.text import Text
 
-    console = _console(stream, no_color)
+    console = console_for(stream, no_color)
     for line in diff.splitlines():
         style = (
             "bold" if line.startswith(("---", "+++"))
