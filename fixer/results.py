@@ -40,7 +40,7 @@ class FileResult:
             "path": self.path,
             "status": self.status,
             "layout": self.layout,
-            "fixes": [{"name": f.name, "status": f.status, "reason": f.reason} for f in self.fixes],
+            "fixes": [{"name": f.name, "status": f.status, "reason": f.reason, "line": f.line} for f in self.fixes],
             "message": self.message,
             "backup": self.backup,
         }
