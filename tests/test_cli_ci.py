@@ -76,7 +76,8 @@ def test_check_json_has_the_documented_keys_and_agrees_with_the_exit_code(capsys
     for entry in document["files"]:
         assert set(entry) == {"path", "status", "layout", "fixes", "message", "backup"}
         for fix in entry["fixes"]:
-            assert set(fix) == {"name", "status", "reason"}
+            assert set(fix) == {"name", "status", "reason", "line"}
+            assert isinstance(fix["line"], int)
     statuses = [entry["status"] for entry in document["files"]]
     assert document["summary"] == {status: statuses.count(status) for status in set(statuses)}
 
