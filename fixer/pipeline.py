@@ -7,6 +7,7 @@ and moves them so that a file is always either its original or fully patched.
 from __future__ import annotations
 
 import difflib
+import glob
 import io
 import os
 import re
@@ -65,14 +66,24 @@ def read_source(path: Path) -> bytes:
     try:
         source.decode(encoding)
     except UnicodeDecodeError as error:
-        raise FileError(f"not valid {encoding} text at byte {error.start} (the file's declared encoding)") from None
+        declared = "what its coding line declares" if _declares_encoding(source) else "the default: none is declared"
+        raise FileError(f"not valid {encoding} text at byte {error.start} ({encoding} is {declared})") from None
     return source
+
+
+def _declares_encoding(source: bytes) -> bool:
+    return any(tokenize.cookie_re.match(line.decode("latin-1")) for line in source.splitlines()[:2])
 
 
 def _encoding(source: bytes) -> str:
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(source).readline)
     except SyntaxError as error:
+        if str(error).startswith("invalid or missing encoding declaration"):
+            try:  # no cookie, and the first lines are not utf-8: say where, like the check below
+                source.decode("utf-8")
+            except UnicodeDecodeError as bad:
+                raise FileError(f"not valid utf-8 text at byte {bad.start} (no other encoding is declared)") from None
         raise FileError(f"bad encoding declaration: {error}") from None
     return "utf-8" if encoding == "utf-8-sig" else encoding
 
@@ -109,6 +120,8 @@ def check_file(path: Path, select: Sequence[str]) -> FileResult:
         shape, plans = _judged(assess, read_source(Path(os.path.realpath(path))))
     except FileError as error:
         return FileResult(str(path), error.status, message=str(error))
+    except Exception as error:  # a bug of ours: one line naming the file, never a traceback
+        return _internal_error(path, error)
     fixes = _fix_results(plans, shape, select, ())
     status = PENDING if any(f.status == PENDING for f in fixes) else OK
     return FileResult(str(path), status, shape.layout, fixes)
@@ -127,6 +140,15 @@ def apply_file(path: Path, select: Sequence[str], settings: Settings, dry_run: b
             return _apply_locked(path, target, select, settings, dry_run=False)
     except FileError as error:
         return FileResult(str(path), error.status, message=str(error))
+    except Exception as error:  # write_patch has already put the original back
+        return _internal_error(path, error)
+
+
+def _internal_error(path: Path, error: Exception) -> FileResult:
+    return FileResult(
+        str(path), ERROR,
+        message=f"internal error ({type(error).__name__}: {error}); the file is unchanged, please report this file",
+    )
 
 
 def _apply_locked(path: Path, target: Path, select, settings: Settings, dry_run: bool) -> FileResult:
@@ -156,7 +178,12 @@ def _apply_status(outcome: Outcome, fixes: Sequence[FixResult]) -> str:
 def write_patch(target: Path, original: bytes, patched: bytes, ours: bool) -> Optional[str]:
     """Back up, replace atomically, verify; on any failure put the original back and raise FileError."""
     mode = _stat(target)
-    backup, created = (newest_backup(target), False) if ours else ensure_backup(target, original)
+    if target.read_bytes() != original:  # compare-and-swap: someone else wrote it since we read it
+        raise FileError("the file changed while it was being patched; nothing was written, run apply again")
+    _remove_stale_temporaries(target)
+    # A partial patch of ours already has its pristine original saved; if that backup is gone, save what we have.
+    existing = newest_backup(target) if ours else None
+    backup, created = (existing, False) if existing else ensure_backup(target, original)
     try:
         atomic_write(target, patched, mode)
         verify_written(target, patched)
@@ -166,6 +193,17 @@ def write_patch(target: Path, original: bytes, patched: bytes, ours: bool) -> Op
             raise FileError(f"{_describe(error)}; the original is back in place") from None
         raise
     return str(backup) if backup else None
+
+
+def _remove_stale_temporaries(target: Path) -> None:
+    """Temp files of ours (``.NAME.XXXX.tmp``, for the file or its backup) left by a run that was killed.
+
+    Only called under the folder lock: no live run of ours can own one now."""
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        try:
+            stale.unlink()
+        except OSError:
+            pass
 
 
 def _roll_back(target: Path, original: bytes, mode, created_backup: Optional[Path]) -> None:
@@ -202,11 +240,19 @@ def _stat(path: Path):
 
 def atomic_write(target: Path, data: bytes, mode) -> None:
     """Temp file in the same folder, flushed and fsynced, then ``os.replace``: never a half-written target."""
+    with _complete_temporary(target, data, mode) as temporary:
+        os.replace(temporary, target)
+    _fsync_folder(target.parent)
+
+
+@contextmanager
+def _complete_temporary(final: Path, data: bytes, mode):
+    """A fully written, fsynced temp file beside ``final``, with its mode; gone afterwards unless moved."""
     permissions, uid, gid = mode
     try:
-        descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        descriptor, temporary = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
     except OSError as error:
-        raise FileError(f"cannot write into {target.parent}: {error.strerror or error}") from None
+        raise FileError(f"cannot write into {final.parent}: {error.strerror or error}") from None
     try:
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
@@ -218,12 +264,10 @@ def atomic_write(target: Path, data: bytes, mode) -> None:
                 os.chown(temporary, uid, gid)
             except PermissionError:
                 pass
-        os.replace(temporary, target)
-    except BaseException:
+        yield temporary
+    finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
-        raise
-    _fsync_folder(target.parent)
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -291,23 +335,11 @@ def ensure_backup(target: Path, original: bytes) -> Tuple[Path, bool]:
         last = existing[-1].name[len(target.name + BACKUP_SUFFIX) :]
         number = int(last[1:] or 0) + 1
     backup = target.with_name(target.name + BACKUP_SUFFIX + (f".{number}" if number else ""))
-    mode = _stat(target)
     try:
-        descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{backup.name}.", suffix=".tmp")
-    except OSError as error:
-        raise FileError(f"cannot write a backup into {target.parent}: {error.strerror or error}") from None
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(original)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, mode[0])
-        os.link(temporary, backup)  # fails rather than overwrite a backup that appeared meanwhile
+        with _complete_temporary(backup, original, _stat(target)) as temporary:
+            os.link(temporary, backup)  # fails rather than overwrite a backup that appeared meanwhile
     except OSError as error:
         raise FileError(f"cannot write the backup {backup}: {error.strerror or error}") from None
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
     return backup, True
 
 
@@ -335,6 +367,8 @@ def restore_file(path: Path, force: bool = False) -> FileResult:
         return FileResult(str(path), error.status, message=str(error))
     except OSError as error:
         return FileResult(str(path), ERROR, message=f"restore failed: {error.strerror or error}")
+    except Exception as error:
+        return _internal_error(path, error)
     message = "restored" if current != pristine else "already identical to the backup"
     return FileResult(str(path), RESTORED, message=f"{message} from {backup}", backup=str(backup))
 
