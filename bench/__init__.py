@@ -1,0 +1,1 @@
+"""Soak and leak benchmarks: real claude-mpm hook handlers against a real Socket.IO server."""

@@ -1,0 +1,89 @@
+"""Soak: hundreds of hook calls through each patched Socket.IO layout, against a real server.
+
+Every layout of ``corpus.SOCKETIO_LAYOUTS`` is patched with ``fix_source`` and driven in one
+process (see ``bench.harness``): the pool must keep connections at ``max_connections``, every
+call must still answer "continue" and reach the server, and the periodic cleanup must keep
+the tracked collections and the git-branch cache bounded while ``harness.Growth`` fills them.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.harness import SOAK_CALLS, SOAK_SETTINGS, soak
+from codemods.engine import fix_source
+from codemods.shape import TRACKED_COLLECTIONS
+from tests import corpus
+
+pytestmark = pytest.mark.soak
+
+LIMITS = {attr: SOAK_SETTINGS.limit(constant) for attr, constant in TRACKED_COLLECTIONS.items()}
+# A hook call adds at most one key to a tracked dict by itself, and harness.Growth adds one more.
+NEW_KEYS_PER_CALL = 2
+GROWN = ("delegation_requests", "pending_prompts")
+# The claude_event each kind of hook call emits, in every Socket.IO layout.
+EMITS = {
+    "UserPromptSubmit": "hook.user_prompt",
+    "PreToolUse": "hook.pre_tool",
+    "PostToolUse": "hook.post_tool",
+    "SubagentStop": "hook.subagent_stop",
+    "Stop": "hook.stop",
+}
+CONTRAST_CALLS = 100
+
+
+@pytest.fixture(scope="module", params=corpus.SOCKETIO_LAYOUTS)
+def soaked(request, releases):
+    """(original source, result of SOAK_CALLS calls through the patched handler) for one layout."""
+    original = releases[request.param].read_bytes()
+    patched = fix_source(original, settings=SOAK_SETTINGS).source
+    return original, soak(patched, SOAK_CALLS, label=request.param, max_cache_age=SOAK_SETTINGS.max_cache_age_seconds)
+
+
+def test_connections_stay_within_the_pool(soaked):
+    _, run = soaked
+    assert 1 <= run.connections_opened <= SOAK_SETTINGS.max_connections
+    assert run.peak_concurrent <= SOAK_SETTINGS.max_connections
+    assert run.open_at_end == 0, "the pool's clients stay connected after the handler is gone"
+
+
+def test_every_call_answers_continue(soaked):
+    _, run = soaked
+    assert run.errors == 0, run.error_examples
+    assert run.replies_ok == SOAK_CALLS
+
+
+def test_every_emitting_call_reaches_the_server(soaked):
+    original, run = soaked
+    expected = {event_type: run.sent[kind] for kind, event_type in EMITS.items()}
+    if b"'subagent_start'" in original:  # 3.5 and later also announce each Task delegation
+        expected["hook.subagent_start"] = run.sent["PreToolUse"]
+    assert dict(run.delivered) == expected
+
+
+def test_tracked_collections_stay_bounded(soaked):
+    _, run = soaked
+    interval = SOAK_SETTINGS.cleanup_interval_events
+    assert run.cleanups == SOAK_CALLS // interval
+    tracked = [attr for attr in LIMITS if attr in run.peak_sizes]
+    assert "active_delegations" in tracked
+    for attr in tracked:
+        limit = LIMITS[attr]
+        assert run.peak_sizes[attr] <= limit + NEW_KEYS_PER_CALL * interval, attr
+        assert run.after_cleanup_sizes[attr] <= limit + 1, f"{attr} was not trimmed to its limit"
+        if attr in GROWN:
+            assert run.peak_sizes[attr] > limit, f"{attr} never reached its limit: the soak proves nothing"
+
+
+def test_stale_git_branch_cache_entries_are_expired(soaked):
+    _, run = soaked
+    interval = SOAK_SETTINGS.cleanup_interval_events
+    assert 0 < run.peak_stale <= interval
+    assert run.stale_after_cleanup == 0
+
+
+def test_unpatched_handler_opens_a_connection_per_call(releases):
+    """The contrast: the same calls through the unpatched 3.8.1 handler connect again every time."""
+    run = soak(releases["3.8.1"].read_bytes(), CONTRAST_CALLS, label="3.8.1 unpatched")
+    assert run.errors == 0, run.error_examples
+    assert run.connections_opened >= 0.9 * CONTRAST_CALLS > SOAK_SETTINGS.max_connections
