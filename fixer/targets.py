@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Iterable, List, Optional
@@ -63,11 +62,15 @@ def installed_claude_mpm(python: Optional[str] = None) -> Path:
         if spec is None or not spec.submodule_search_locations:
             raise TargetError(f"{sys.executable}: claude-mpm is not installed for this Python (pip install claude-mpm)")
         return Path(list(spec.submodule_search_locations)[0])
+    import subprocess  # only for --python: the other paths start no process
+
     interpreter = python
     try:
         result = subprocess.run([interpreter, "-c", FIND_PACKAGE], capture_output=True, text=True, timeout=60)
     except OSError as error:
         raise TargetError(f"{interpreter}: cannot run this Python: {error.strerror or error}") from None
+    except subprocess.TimeoutExpired:
+        raise TargetError(f"{interpreter}: did not answer within 60 s") from None
     if result.returncode == 3:
         raise TargetError(f"{interpreter}: claude-mpm is not installed for this Python (pip install claude-mpm)")
     if result.returncode != 0 or not result.stdout.strip():
