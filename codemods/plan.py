@@ -10,28 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Dict, FrozenSet, Iterable, List, Tuple
 
-from .shape import (
-    CLEANUP_METHOD,
-    EVENT_COUNTER,
-    HANDLER_CLASS,
-    POOL_ATTRIBUTE,
-    POOL_CLASS,
-    Shape,
-)
+from .shape import CLEANUP_METHOD, EVENT_COUNTER, POOL_ATTRIBUTE, POOL_CLASS, Shape
 
 PENDING, PRESENT, NOT_APPLICABLE = "pending", "present", "not-applicable"
 
 FIX_NAMES: Tuple[str, ...] = ("connection-pool", "singleton", "limits", "periodic-cleanup", "teardown")
 REQUIRES: Dict[str, Tuple[str, ...]] = {"periodic-cleanup": ("limits",), "teardown": ("connection-pool",)}
 
-UPSTREAM_REASON = (
-    "claude-mpm's own memory fix is already in this file (module-level _global_handler and "
-    "_handler_lock, released in 3.9.4): nothing to do"
-)
-NO_COLLECTIONS = (
-    f"{HANDLER_CLASS}.__init__ sets no unbounded collection "
-    "(active_delegations, delegation_requests, pending_prompts, git-branch cache)"
-)
+UPSTREAM_REASON = "fixed upstream (claude-mpm 3.9.4+ ships its own _global_handler and connection pool): nothing to do"
+NO_COLLECTIONS = "nothing to bound: __init__ keeps no active_delegations, delegation_requests, pending_prompts or git cache"
 NO_CLIENT = "the handler builds no Socket.IO client"
 
 
