@@ -212,6 +212,25 @@ def _code_lines(source: bytes) -> Counter:
 # ---------------------------------------------------------------- interruptions
 
 
+class FileWithWrite:
+    """A file object whose ``write`` is ``write(handle, data)``: how the tests meddle with the pipeline's writes."""
+
+    def __init__(self, handle, write) -> None:
+        self.handle, self._write = handle, write
+
+    def write(self, data):
+        return self._write(self.handle, data)
+
+    def __getattr__(self, name):
+        return getattr(self.handle, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.close()
+
+
 class Faults:
     """Counts every write step of a run (temp files, writes, fsyncs, chmods, links, replaces, the
     verification) and fails the ``fail_at``-th one; a failing write first writes half its data."""
@@ -224,22 +243,9 @@ class Faults:
         real_mkstemp, real_verify = tempfile.mkstemp, pipeline.verify_written
         faults = self
 
-        class File:
-            def __init__(self, handle):
-                self.handle = handle
-
-            def write(self, data):
-                faults.step("write", lambda: self.handle.write(data[: len(data) // 2]))
-                return self.handle.write(data)
-
-            def __getattr__(self, name):
-                return getattr(self.handle, name)
-
-            def __enter__(self):
-                return self
-
-            def __exit__(self, *exc):
-                self.handle.close()
+        def write_or_fail_half_way(handle, data):
+            faults.step("write", lambda: handle.write(data[: len(data) // 2]))
+            return handle.write(data)
 
         def wrap(name, function):
             def step(*args, **kwargs):
@@ -250,7 +256,7 @@ class Faults:
 
         for name in ("fsync", "chmod", "link", "replace"):
             monkeypatch.setattr(os, name, wrap(name, real[name]))
-        monkeypatch.setattr(os, "fdopen", lambda *a, **k: File(real["fdopen"](*a, **k)))
+        monkeypatch.setattr(os, "fdopen", lambda *a, **k: FileWithWrite(real["fdopen"](*a, **k), write_or_fail_half_way))
         monkeypatch.setattr(tempfile, "mkstemp", wrap("mkstemp", real_mkstemp))
         monkeypatch.setattr(pipeline, "verify_written", wrap("verify", real_verify))
 
@@ -344,23 +350,10 @@ def test_silently_corrupted_write_is_caught_and_rolled_back(pristine, monkeypatc
     before = snapshot(pristine.parent)
     real_fdopen = os.fdopen
 
-    class Truncating:
-        def __init__(self, handle):
-            self.handle = handle
+    def truncate_the_patch(handle, data):
+        return handle.write(data if data == original else data[:-100])
 
-        def write(self, data):
-            return self.handle.write(data if data == original else data[:-100])
-
-        def __getattr__(self, name):
-            return getattr(self.handle, name)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.handle.close()
-
-    monkeypatch.setattr(os, "fdopen", lambda *a, **k: Truncating(real_fdopen(*a, **k)))
+    monkeypatch.setattr(os, "fdopen", lambda *a, **k: FileWithWrite(real_fdopen(*a, **k), truncate_the_patch))
     assert apply(pristine) == 2
     assert snapshot(pristine.parent) == before
     assert "differs from the patched text" in capsys.readouterr().err
