@@ -106,8 +106,9 @@ def inspect(source: bytes) -> Shape:
     module_names, imported = _module_bindings(tree)
     marks = read_marks(text)
     init = methods["__init__"]
-    init_attrs = frozenset(_self_assignments(init))
-    dict_attrs = _dict_valued_self_assignments(init)
+    assignments = list(_self_assignments(init))
+    init_attrs = frozenset(attr for attr, _ in assignments)
+    dict_attrs = {attr for attr, value in assignments if _is_dict_value(value)}
     builders = tuple(name for name, node in methods.items() if _builds_socketio_client(node))
     upstream_fixed = "_global_handler" in module_names and "singleton" not in marks
     shape = Shape(
@@ -196,22 +197,12 @@ def _module_bindings(tree: ast.Module) -> Tuple[set, set]:
 
 
 def _self_assignments(function: ast.FunctionDef):
+    """``(attribute, value)`` for every ``self.attribute = value`` in the function."""
     for node in ast.walk(function):
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
-        for target in targets:
-            if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
-                yield target.attr
-
-
-def _dict_valued_self_assignments(function: ast.FunctionDef) -> set:
-    attrs = set()
-    for node in ast.walk(function):
-        if isinstance(node, (ast.Assign, ast.AnnAssign)) and _is_dict_value(node.value):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            for target in targets:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
                 if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
-                    attrs.add(target.attr)
-    return attrs
+                    yield target.attr, node.value
 
 
 def _is_dict_value(value: Optional[ast.expr]) -> bool:
