@@ -114,9 +114,10 @@ def summary_line(results: Sequence[FileResult], command: str, config_source: str
         text += " (dry run: nothing written)"
     if config_source:
         text += f"; config: {config_source}"
+    apply_next = "run again without --dry-run to write it" if dry_run else "undo with `fix-memory-leaks restore`"
     nudge = {
         "check": "run `fix-memory-leaks apply` to patch" if counts.get(PENDING) else "",
-        "apply": "undo with `fix-memory-leaks restore`" if counts.get(PATCHED) and not dry_run else "",
+        "apply": apply_next if counts.get(PATCHED) else "",
     }.get(command, "")
     return f"{command}: {text}" + (f". {nudge}" if nudge else "")
 

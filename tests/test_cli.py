@@ -60,7 +60,7 @@ def test_dry_run_prints_a_diff_and_writes_nothing(handler, capsys):
     assert out.startswith(f"--- a/{str(target).lstrip('/')}\n+++ b/{str(target).lstrip('/')}\n@@ ")
     assert "+class SocketIOConnectionPool:" in out and "-        handler = ClaudeHookHandler()" in out
     assert "\x1b[" not in out  # piped: plain text
-    assert "would be patched (dry run)" in err
+    assert "would be patched (dry run)" in err and "run again without --dry-run to write it" in err
     assert snapshot(target.parent.parent.parent.parent) == before
 
 
