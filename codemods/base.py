@@ -13,7 +13,7 @@ from typing import ClassVar, FrozenSet, List, Optional, Sequence
 import libcst as cst
 
 from .settings import Settings
-from .shape import HANDLER_CLASS, MARK_PREFIX, Shape
+from .shape import HANDLER_CLASS, IMPORT_STEP, MARK_PREFIX, Shape
 
 
 def mark(fix: str, note: str = "") -> str:
@@ -56,6 +56,14 @@ class FixTransformer(cst.CSTTransformer):
     def statement(self, code: str) -> cst.BaseStatement:
         (only,) = self.statements(code)
         return only
+
+    def add_pending_imports(self, module: cst.Module) -> cst.Module:
+        """Add ``import NAME`` for each pending ``import:NAME`` step (plan.import_steps)."""
+        for step in sorted(self.steps):
+            if step.startswith(IMPORT_STEP):
+                name = step[len(IMPORT_STEP) :]
+                module = add_import(module, self.statement(f"import {name}  {mark(self.NAME)}"))
+        return module
 
 
 def is_handler_class(node: cst.ClassDef) -> bool:
@@ -140,9 +148,38 @@ def defines(kind: type, name: str):
     return lambda statement: isinstance(statement, kind) and statement.name.value == name
 
 
-def add_import(module: cst.Module, statement: cst.BaseStatement) -> cst.Module:
-    """Add an import after the module's first run of top-level imports."""
+def replace_statement(module: cst.Module, predicate, statements: Sequence[cst.BaseStatement]) -> cst.Module:
+    """Put ``statements`` where the first top-level statement matching ``predicate`` was.
+
+    The blank lines before it stay; its comments (our old mark) go with it."""
     body = list(module.body)
+    position = next(index for index, statement in enumerate(body) if predicate(statement))
+    blank = [line for line in body[position].leading_lines if line.comment is None]
+    first = statements[0]
+    body[position : position + 1] = [first.with_changes(leading_lines=[*blank, *first.leading_lines]), *statements[1:]]
+    return module.with_changes(body=body)
+
+
+def _imported_modules(statement: cst.BaseStatement) -> List[str]:
+    if not isinstance(statement, cst.SimpleStatementLine):
+        return []
+    return [
+        cst.Module(body=[]).code_for_node(alias.name)
+        for small in statement.body
+        if isinstance(small, cst.Import)
+        for alias in small.names
+        if alias.asname is None
+    ]
+
+
+def add_import(module: cst.Module, statement: cst.BaseStatement) -> cst.Module:
+    """Add an import after the module's first run of top-level imports, unless it is there already.
+
+    Several fixes may need the same module in one run (the pool and the singleton both use
+    ``threading``): the first one adds it."""
+    body = list(module.body)
+    if set(_imported_modules(statement)) <= {name for s in body for name in _imported_modules(s)}:
+        return module
     is_import = lambda s: isinstance(s, cst.SimpleStatementLine) and isinstance(  # noqa: E731
         s.body[0], (cst.Import, cst.ImportFrom)
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from .base import FixTransformer, add_import, insert_method_after, is_handler_class, mark, prepend_to_method
+from .base import FixTransformer, insert_method_after, is_handler_class, mark, prepend_to_method
 from .shape import CACHE_AGE_LIMIT, CLEANUP_INTERVAL, CLEANUP_METHOD, EVENT_COUNTER, TRACKED_COLLECTIONS
 
 COUNTER_CODE = f"self.{EVENT_COUNTER} = 0  {mark('periodic-cleanup')}"
@@ -68,6 +68,4 @@ class PeriodicCleanupFix(FixTransformer):
         return updated_node
 
     def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
-        if "import-time" in self.steps:
-            updated_node = add_import(updated_node, self.statement(f"import time  {mark(self.NAME)}"))
-        return updated_node
+        return self.add_pending_imports(updated_node)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Dict, FrozenSet, Iterable, List, Tuple
 
-from .shape import CLEANUP_METHOD, EVENT_COUNTER, POOL_ATTRIBUTE, POOL_CLASS, Shape
+from .shape import CLEANUP_METHOD, EVENT_COUNTER, IMPORT_STEP, POOL_ATTRIBUTE, POOL_CLASS, POOL_REVISION, Shape
 
 PENDING, PRESENT, NOT_APPLICABLE = "pending", "present", "not-applicable"
 
@@ -20,6 +20,16 @@ REQUIRES: Dict[str, Tuple[str, ...]] = {"periodic-cleanup": ("limits",), "teardo
 UPSTREAM_REASON = "fixed upstream (claude-mpm 3.9.4+ ships its own _global_handler and connection pool): nothing to do"
 NO_COLLECTIONS = "nothing to bound: __init__ keeps no active_delegations, delegation_requests, pending_prompts or git cache"
 NO_CLIENT = "the handler builds no Socket.IO client"
+STALE_POOL = (
+    "the connection pool an older fix-memory-leaks injected loses events and can hang hook processes "
+    "at exit: apply replaces it"
+)
+# The modules the injected code of each fix uses.
+IMPORTS: Dict[str, Tuple[str, ...]] = {
+    "connection-pool": ("sys", "threading", "time", "weakref"),
+    "singleton": ("threading",),
+    "periodic-cleanup": ("time",),
+}
 
 
 @dataclass(frozen=True)
@@ -47,30 +57,34 @@ def anchor_line(shape: Shape, fix: str) -> int:
     return next((shape.lines[key] for key in ANCHORS[fix] if key in shape.lines), shape.lines["class"])
 
 
-def _verdict(name: str, steps: Iterable[str]) -> Plan:
+def _verdict(name: str, steps: Iterable[str], reason: str = "") -> Plan:
     steps = frozenset(steps)
-    return Plan(name, PENDING if steps else PRESENT, "", steps)
+    return Plan(name, PENDING if steps else PRESENT, reason if steps else "", steps)
+
+
+def import_steps(shape: Shape, fix: str) -> List[str]:
+    """``import:NAME`` for each module the fix's code uses that the file does not bind."""
+    return [IMPORT_STEP + name for name in IMPORTS[fix] if name not in shape.module_names]
 
 
 def _connection_pool(shape: Shape) -> Plan:
     if not shape.has_socketio_client:
         return Plan("connection-pool", NOT_APPLICABLE, NO_CLIENT)
+    stale = shape.pool_revision is not None and shape.pool_revision < POOL_REVISION
     steps = []
-    if POOL_CLASS not in shape.module_names:
-        steps.append("pool-class")
+    if POOL_CLASS not in shape.module_names or stale:  # the pool's code is what needs the imports
+        steps += ["pool-class", *import_steps(shape, "connection-pool")]
     if POOL_ATTRIBUTE not in shape.init_attrs:
         steps.append("pool-attribute")
-    if shape.client_builders:
+    if shape.client_builders or (stale and shape.synced_getters):
         steps.append("use-pool")
-    return _verdict("connection-pool", steps)
+    return _verdict("connection-pool", steps, STALE_POOL if stale else "")
 
 
 def _singleton(shape: Shape) -> Plan:
-    steps = []
+    steps = import_steps(shape, "singleton")
     if not {"_global_handler", "_handler_lock"} <= shape.module_names:
         steps.append("globals")
-    if "threading" not in shape.module_names:
-        steps.append("import-threading")
     if shape.main_builds_handler:
         steps.append("main")
     return _verdict("singleton", steps)
@@ -92,8 +106,8 @@ def _periodic_cleanup(shape: Shape) -> Plan:
         steps.append("counter")
     if not shape.handle_calls_cleanup:
         steps.append("call")
-    if "time" not in shape.module_names and shape.has_git_cache:
-        steps.append("import-time")
+    if shape.has_git_cache:
+        steps.extend(import_steps(shape, "periodic-cleanup"))
     return _verdict("periodic-cleanup", steps)
 
 

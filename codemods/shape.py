@@ -17,6 +17,10 @@ POOL_CLASS = "SocketIOConnectionPool"
 CLEANUP_METHOD = "_cleanup_old_entries"
 EVENT_COUNTER = "events_processed"
 POOL_ATTRIBUTE = "connection_pool"
+# The revision of the pool this version injects: a pool of ours with a lower one is replaced
+# (0.1.0's, revision 1, lost events and hung hook processes at exit).
+POOL_REVISION = 2
+IMPORT_STEP = "import:"
 
 # Unbounded collections a handler may set in __init__, with the limit that bounds each.
 TRACKED_COLLECTIONS: Dict[str, str] = {
@@ -48,6 +52,8 @@ class Shape:
     tracked: Tuple[str, ...]
     has_git_cache: bool
     client_builders: Tuple[str, ...]
+    synced_getters: Tuple[str, ...]
+    pool_revision: Optional[int]  # of a pool class of ours (our mark right above it), else None
     builders_without_port: Tuple[str, ...]
     main_builds_handler: bool
     handle_calls_cleanup: bool
@@ -120,6 +126,8 @@ def inspect(source: bytes) -> Shape:
         tracked=tuple(attr for attr in TRACKED_COLLECTIONS if attr in dict_attrs),
         has_git_cache=all(attr in dict_attrs for attr in GIT_CACHE),
         client_builders=builders,
+        synced_getters=tuple(name for name, node in methods.items() if _stores_pooled_client(node)),
+        pool_revision=_our_pool_revision(tree, text),
         builders_without_port=tuple(name for name in builders if not _assigns_name(methods[name], "port")),
         main_builds_handler=bool(handler_constructions(main)),
         handle_calls_cleanup=_calls_method(methods["handle"], CLEANUP_METHOD),
@@ -162,6 +170,38 @@ def handler_constructions(main: ast.FunctionDef) -> Tuple[ast.Assign, ...]:
         ):
             found.append(node)
     return tuple(found)
+
+
+def _our_pool_revision(tree: ast.Module, text: str) -> Optional[int]:
+    """``REVISION`` of the pool class we injected (1 for 0.1.0's, which had none); None if the
+    module has no pool class, or one that is not ours."""
+    pool = _top_level(tree, ast.ClassDef, POOL_CLASS)
+    if pool is None or pool.lineno < 2:
+        return None
+    if read_marks(text.splitlines()[pool.lineno - 2]) != {"connection-pool"}:
+        return None
+    for node in pool.body:
+        if (
+            isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "REVISION" for t in node.targets)
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, int)
+        ):
+            return node.value.value
+    return 1
+
+
+def _stores_pooled_client(function: ast.FunctionDef) -> bool:
+    """``self.sio_client = self.connection_pool.get_connection(...)``: 0.1.0's getter, which let
+    the handler's own ``__del__`` disconnect (and block on) the pooled client."""
+    return any(
+        isinstance(node, ast.Assign)
+        and any(isinstance(t, ast.Attribute) and t.attr == "sio_client" for t in node.targets)
+        and isinstance(node.value, ast.Call)
+        and isinstance(node.value.func, ast.Attribute)
+        and node.value.func.attr == "get_connection"
+        for node in ast.walk(function)
+    )
 
 
 def _top_level(tree: ast.Module, kind: type, name: str) -> Optional[ast.AST]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from .base import FixTransformer, add_import, defines, insert_before, mark, prepend_to_body
+from .base import FixTransformer, defines, insert_before, mark, prepend_to_body
 from .shape import HANDLER_CLASS
 
 GLOBALS_CODE = f"""
@@ -72,6 +72,4 @@ class SingletonFix(FixTransformer):
     def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
         if "globals" in self.steps:
             updated_node = insert_before(updated_node, defines(cst.FunctionDef, "main"), self.statements(GLOBALS_CODE))
-        if "import-threading" in self.steps:
-            updated_node = add_import(updated_node, self.statement(f"import threading  {mark(self.NAME)}"))
-        return updated_node
+        return self.add_pending_imports(updated_node)

@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 import tokenize
+from collections import Counter
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -50,6 +51,16 @@ def _read_as_owner(path: Path) -> bytes:
             return path.read_bytes()
         finally:
             os.chmod(path, mode)
+
+
+def code_lines(source: bytes) -> "Counter[bytes]":
+    """Non-blank lines, counted. An added import is the same line whichever fix added it, but it
+    carries the mark of the fix that first needed it, so marks on import lines are left out."""
+    return Counter(
+        line.split(b"  # fix-memory-leaks:")[0] if line.lstrip().startswith(b"import ") else line
+        for line in source.splitlines()
+        if line.strip()
+    )
 
 
 def make_handler(root: Path, source: bytes, mode: Optional[int] = None) -> Path:

@@ -30,11 +30,22 @@ def snapshot(folder: Path) -> dict:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize("shape", ["shape-3.8", "shape-3.0"])
+@pytest.mark.parametrize("shape", ["shape-3.8", "shape-3.0", "shape-3.8-patched-by-0.1.0"])
 def test_apply_gives_the_expected_fixture(shape, handler):
     target = handler(shape)
     assert main(["apply", str(target)]) == 0
     assert target.read_bytes() == (FIXTURES / shape / "expected_hook_handler.py").read_bytes()
+
+
+def test_a_handler_patched_by_0_1_0_is_pending_until_its_pool_is_replaced(handler, capsys):
+    """0.1.0's pool lost events and hung hook processes at exit: check must not pass it."""
+    target = handler("shape-3.8-patched-by-0.1.0")
+    assert main(["check", "--format", "json", str(target)]) == 1
+    (entry,) = json.loads(capsys.readouterr().out)["files"]
+    pool = next(fix for fix in entry["fixes"] if fix["name"] == "connection-pool")
+    assert pool["status"] == "pending" and "older fix-memory-leaks" in pool["reason"]
+    assert main(["apply", str(target)]) == 0
+    assert main(["check", str(target)]) == 0
 
 
 def test_apply_then_check_then_restore_round_trip(handler, capsys):

@@ -1,6 +1,11 @@
 """Before/after tests of each fix on small handlers in the releases' shapes, and of the code they inject."""
 
+import ast
+import gc
+import queue
 import textwrap
+import threading
+import time
 import types
 
 import pytest
@@ -203,12 +208,12 @@ def test_connection_pool_rewrites_the_client_getter_and_reuses_an_existing_pool_
         self.sio_client = socketio.Client()
         self.sio_client.connect(f"http://localhost:{port}")
         return self.sio_client''',
-            '''        """Return a pooled Socket.IO client, or None (no server)."""
+            '''        """Return the pooled Socket.IO client, or None (no server)."""
         # fix-memory-leaks: connection-pool (clients come from the shared pool)
+        # The pool owns and closes the client; self.sio_client stays unset, so that no other
+        # code disconnects it in a way that blocks the hook or drops its queued events.
         port = int(os.environ.get("CLAUDE_MPM_SOCKETIO_PORT", "8765"))
-        self.sio_client = self.connection_pool.get_connection(port)
-        self.sio_connected = self.sio_client is not None
-        return self.sio_client''',
+        return self.connection_pool.get_connection(port)''',
         ),
         Settings(max_connections=5),
     )
@@ -221,29 +226,66 @@ def test_connection_pool_adds_its_class_once_before_the_handler():
     assert "socketio.Client(" not in after.split("class ClaudeHookHandler:")[1]
 
 
+class FakeEngine:
+    """Stands in for engine.io's client: a send queue drained by a sender thread, as in python-engineio."""
+
+    def __init__(self, seconds_per_packet=0.0):
+        self.queue = queue.Queue()
+        self.sent = []
+        self.seconds_per_packet = seconds_per_packet
+        self.write_loop_task = threading.Thread(target=self._send, daemon=True)
+        self.write_loop_task.start()
+
+    def _send(self):
+        while True:
+            packet = self.queue.get()
+            if packet is None:
+                self.queue.task_done()
+                return
+            time.sleep(self.seconds_per_packet)
+            self.sent.append(packet)
+            self.queue.task_done()
+
+
 class FakeClient:
-    """Stands in for socketio.Client: records connects and disconnects."""
+    """Stands in for socketio.Client: records connects, emits and disconnects."""
 
     made = []
+    refuse = False
+    seconds_per_packet = 0.0
 
     def __init__(self, **options):
         self.connected = False
         self.url = None
+        self.eio = None
+        self.goodbye = None  # what had been sent when disconnect() was called
         FakeClient.made.append(self)
 
     def connect(self, url, **options):
+        if FakeClient.refuse:
+            raise ConnectionError("refused")
         self.url = url
+        self.eio = FakeEngine(FakeClient.seconds_per_packet)
         self.connected = True
 
+    def emit(self, event, data):
+        self.eio.queue.put((event, data))
+
     def disconnect(self):
+        self.goodbye = list(self.eio.sent)
         self.connected = False
+        self.eio.queue.put(None)
 
 
 @pytest.fixture
-def pool_class():
-    FakeClient.made = []
-    namespace = _load(run_fix("connection-pool", SOCKETIO_HANDLER), socketio=types.SimpleNamespace(Client=FakeClient))
-    return namespace["SocketIOConnectionPool"]
+def pool_namespace():
+    FakeClient.made, FakeClient.refuse, FakeClient.seconds_per_packet = [], False, 0.0
+    return _load(run_fix("connection-pool", SOCKETIO_HANDLER), socketio=types.SimpleNamespace(Client=FakeClient))
+
+
+@pytest.fixture
+def pool_class(pool_namespace):
+    return pool_namespace["SocketIOConnectionPool"]
 
 
 def test_pool_reuses_a_live_client_per_port(pool_class):
@@ -269,6 +311,73 @@ def test_pool_replaces_a_dead_client_and_closes_all(pool_class):
     assert second is not first and second.connected
     pool.close_all()
     assert not any(client.connected for client in FakeClient.made) and pool.connections == {}
+
+
+def test_pool_replaces_a_client_whose_sender_stopped(pool_class):
+    """Over long-polling the sender dies on a refused POST while ``connected`` stays true."""
+    pool = pool_class()
+    first = pool.get_connection(1)
+    first.eio.queue.put(None)
+    first.eio.write_loop_task.join(1)
+    assert first.connected
+    assert pool.get_connection(1) is not first
+
+
+def test_pool_does_not_retry_a_port_that_just_failed(pool_class):
+    pool = pool_class()
+    FakeClient.refuse = True
+    assert pool.get_connection(1) is None
+    FakeClient.refuse = False
+    assert pool.get_connection(1) is None, "a second connect attempt within RETRY_AFTER"
+    assert len(FakeClient.made) == 1
+    pool._failed_at[1] -= pool_class.RETRY_AFTER
+    assert pool.get_connection(1) is not None
+
+
+def test_close_all_sends_what_is_queued_before_saying_goodbye(pool_class):
+    FakeClient.seconds_per_packet = 0.01
+    pool = pool_class()
+    client = pool.get_connection(1)
+    for number in range(5):
+        client.emit("claude_event", number)
+    pool.close_all()
+    assert client.goodbye == [("claude_event", number) for number in range(5)]
+    assert not client.eio.write_loop_task.is_alive()
+
+
+def test_close_all_gives_up_at_its_time_bound(pool_class):
+    FakeClient.seconds_per_packet = 10.0  # a server that never answers
+    pool = pool_class()
+    pool.get_connection(1).emit("claude_event", "stuck")
+    started = time.monotonic()
+    pool.close_all()
+    assert time.monotonic() - started < pool_class.CLOSE_TIMEOUT + 1.0
+
+
+def test_get_connection_waits_while_the_send_queue_is_full(pool_class):
+    FakeClient.seconds_per_packet = 0.005
+    pool = pool_class()
+    client = pool.get_connection(1)
+    for number in range(3 * pool_class.MAX_QUEUED):
+        client.emit("claude_event", number)
+    assert pool.get_connection(1) is client
+    assert client.eio.queue.qsize() < pool_class.MAX_QUEUED
+
+
+def test_close_all_during_finalization_does_not_wait_on_frozen_threads(pool_namespace):
+    pool = pool_namespace["SocketIOConnectionPool"]()
+    client = pool.get_connection(1)
+    pool_namespace["sys"] = types.SimpleNamespace(is_finalizing=lambda: True)
+    pool.close_all()
+    assert client.goodbye is None and pool.connections == {}
+
+
+def test_a_dropped_pool_closes_its_clients(pool_class):
+    pool = pool_class()
+    client = pool.get_connection(1)
+    del pool
+    gc.collect()
+    assert not client.connected and client.goodbye == []
 
 
 def test_pool_returns_none_without_socketio():
@@ -323,7 +432,16 @@ def test_a_partial_patch_of_ours_is_completed_not_mistaken_for_upstream():
     assert not shape.upstream_fixed
     assert plans["singleton"].status == PRESENT and plans["connection-pool"].status == PENDING
     completed = fix_source(singleton_only.encode()).source.decode()
-    assert completed == fix_source(SOCKETIO_HANDLER.encode()).source.decode()
+    # The same code as a patch in one go; only which fix's mark an added import carries, and so
+    # the order of the added imports, may differ.
+    assert _code_and_imports(completed) == _code_and_imports(fix_source(SOCKETIO_HANDLER.encode()).source.decode())
+
+
+def _code_and_imports(source: str):
+    tree = ast.parse(source)
+    imports = sorted(ast.dump(node) for node in tree.body if isinstance(node, ast.Import))
+    tree.body = [node for node in tree.body if not isinstance(node, ast.Import)]
+    return ast.dump(tree), imports
 
 
 def test_upstream_fixed_file_is_left_alone():

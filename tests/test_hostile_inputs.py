@@ -22,6 +22,7 @@ from tests.helpers import (
     can_create,
     assert_preserved,
     cli,
+    code_lines,
     fix_statuses,
     line_endings,
     make_handler,
@@ -278,7 +279,7 @@ def test_injected_code_follows_the_files_indentation(patched_variations):
 def _full_apply_counts(source: bytes) -> Counter:
     from codemods.engine import fix_source
 
-    return Counter(line for line in fix_source(source).source.splitlines() if line.strip())
+    return code_lines(fix_source(source).source)
 
 
 @pytest.mark.parametrize("first", ["singleton", "limits", "connection-pool", "periodic-cleanup", "teardown"])
@@ -295,7 +296,7 @@ def test_partial_patch_of_ours_is_completed_without_duplicates(real_handler, fir
 
     patched = handler.read_bytes()
     assert_no_duplicates(patched)
-    assert Counter(line for line in patched.splitlines() if line.strip()) == _full_apply_counts(pristine)
+    assert code_lines(patched) == _full_apply_counts(pristine)
     assert sorted(p.name for p in handler.parent.iterdir()) == ["hook_handler.py", "hook_handler.py.backup"]
     assert handler.with_name("hook_handler.py.backup").read_bytes() == pristine
     statuses = fix_statuses(cli("check", str(handler), "--format", "json"))

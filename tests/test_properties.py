@@ -9,7 +9,6 @@ the file edge must keep its promises.
 from __future__ import annotations
 
 import tempfile
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Tuple
@@ -23,6 +22,7 @@ from codemods.settings import Settings
 from fixer.pipeline import apply_file, check_file, restore_file
 from tests.helpers import (
     BOM,
+    code_lines,
     assert_no_duplicates,
     assert_preserved,
     line_endings,
@@ -223,10 +223,7 @@ def test_partial_then_full_equals_full(spec, first):
     completed = fix_source(partial).source
     full = fix_source(source).source
 
-    def code(text: bytes) -> Counter:
-        return Counter(line for line in text.splitlines() if line.strip())
-
-    assert code(completed) == code(full)
+    assert code_lines(completed) == code_lines(full)
     assert_no_duplicates(completed)
     assert not new_undefined_names(source, completed)
     assert fix_source(completed).source == completed
