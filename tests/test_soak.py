@@ -8,6 +8,8 @@ the tracked collections and the git-branch cache bounded while ``harness.Growth`
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from bench.harness import SOAK_CALLS, SOAK_SETTINGS, soak
@@ -32,12 +34,30 @@ EMITS = {
 CONTRAST_CALLS = 100
 
 
-@pytest.fixture(scope="module", params=corpus.SOCKETIO_LAYOUTS)
+TRANSPORTS = ("websocket", "polling")
+
+
+@contextlib.contextmanager
+def transport(name: str):
+    """Make the Socket.IO clients use ``name``: without websocket-client (claude-mpm's own
+    dependencies) engine.io stays on HTTP long-polling, with it the client upgrades."""
+    import engineio.client
+
+    with pytest.MonkeyPatch.context() as patch:
+        if name == "polling":
+            patch.setattr(engineio.client, "websocket", None)
+        yield
+
+
+@pytest.fixture(scope="module", params=[(v, t) for v in corpus.SOCKETIO_LAYOUTS for t in TRANSPORTS], ids="-".join)
 def soaked(request, releases):
-    """(original source, result of SOAK_CALLS calls through the patched handler) for one layout."""
-    original = releases[request.param].read_bytes()
+    """(original source, result of SOAK_CALLS calls through the patched handler) for one layout and transport."""
+    version, transport_name = request.param
+    original = releases[version].read_bytes()
     patched = fix_source(original, settings=SOAK_SETTINGS).source
-    return original, soak(patched, SOAK_CALLS, label=request.param, max_cache_age=SOAK_SETTINGS.max_cache_age_seconds)
+    with transport(transport_name):
+        run = soak(patched, SOAK_CALLS, label=version, max_cache_age=SOAK_SETTINGS.max_cache_age_seconds)
+    return original, run
 
 
 def test_connections_stay_within_the_pool(soaked):
