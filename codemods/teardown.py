@@ -10,6 +10,7 @@ DEL_CODE = f'''
 {mark("teardown")}
 def __del__(self):
     """Close the pooled Socket.IO clients when the handler goes away."""
+    # During interpreter finalization close_all() only lets go: the pool closed its clients at exit.
     pool = getattr(self, "connection_pool", None)  # missing if __init__ failed half-way
     if pool is not None:
         try:
@@ -21,7 +22,10 @@ def __del__(self):
 
 class TeardownFix(FixTransformer):
     NAME = "teardown"
-    DESCRIPTION = "__del__ closes the connection pool (close_all()); safe when __init__ failed half-way."
+    DESCRIPTION = (
+        "__del__ closes the connection pool (close_all()); safe when __init__ failed half-way, "
+        "and never blocks during interpreter finalization."
+    )
 
     def leave_ClassDef(self, original_node: cst.ClassDef, updated_node: cst.ClassDef) -> cst.ClassDef:
         if not is_handler_class(updated_node) or "del" not in self.steps:
