@@ -23,7 +23,7 @@ from typing import List
 
 from bench.harness import COLLECTIONS, RunResult, Sample, soak, table
 from codemods.engine import fix_source
-from tests import corpus
+from bench import corpus
 
 # The middle variant: a long-lived handler (singleton) whose dicts nothing trims. It shows
 # what the limits and the periodic cleanup are for, which the unpatched handler cannot:

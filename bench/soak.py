@@ -14,7 +14,7 @@ from typing import List
 
 from bench.harness import COLLECTIONS, SOAK_CALLS, SOAK_SETTINGS, soak, table
 from codemods.engine import fix_source
-from tests import corpus
+from bench import corpus
 
 
 def main(argv: List[str] = None) -> int:

@@ -7,7 +7,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests import corpus  # noqa: E402
+from bench import corpus  # noqa: E402
 
 
 def _corpus_or_fail(versions):

@@ -13,7 +13,7 @@ import pytest
 from bench.harness import SOAK_CALLS, SOAK_SETTINGS, soak
 from codemods.engine import fix_source
 from codemods.shape import TRACKED_COLLECTIONS
-from tests import corpus
+from bench import corpus
 
 pytestmark = pytest.mark.soak
 

@@ -91,7 +91,7 @@ def release_row(version: str) -> str:
     return f"| {version} | {shape.layout} | {applied} | {'patched' if applied != 'none' else 'already-fixed'} |"
 
 
-if __name__ == "__main__":  # python -m tests.corpus: print the README's release table
+if __name__ == "__main__":  # python -m bench.corpus: print the README's release table
     fetch_all()
     print("| release | layout | fixes applied | `apply` |\n|---|---|---|---|")
     print("\n".join(release_row(version) for version in ALL_RELEASES))
