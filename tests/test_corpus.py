@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import corpus
 from codemods.engine import assess
 from codemods.plan import FIX_NAMES, NOT_APPLICABLE, PENDING, UPSTREAM_REASON
 from codemods.shape import CLEANUP_METHOD, TRACKED_COLLECTIONS
@@ -20,7 +21,6 @@ from fixer.cli import main
 from fixer.pipeline import apply_file, check_file
 from fixer.results import ALREADY_FIXED, APPLIED, OK, PATCHED, UNSUPPORTED
 from codemods.settings import Settings
-from bench import corpus
 from tests.helpers_pyflakes import undefined_names
 
 pytestmark = pytest.mark.corpus
