@@ -502,7 +502,9 @@ class LongLivedRun:
     connections_opened: int
     peak_open: int
     connections_left_open: int
-    collections: Dict[str, dict] = field(default_factory=dict)  # name -> {"peak": int, "limit": int|None}
+    # name -> {"peak": int, "limit": int|None, "limit_name": the constant that would limit it, None for the
+    # git-branch cache, which is bounded by age}
+    collections: Dict[str, dict] = field(default_factory=dict)
     cleanup_interval: Optional[int] = None  # the handler's CLEANUP_INTERVAL_EVENTS, when it has one
     max_connections: Optional[int] = None  # its connection pool's size, when it has a pool
 
@@ -524,7 +526,7 @@ def run_long_lived(python: str, handler: Path, events: int = DEFAULT_EVENTS, *,
         command = [python, str(Path(__file__).resolve()), "--long-lived-child", str(handler),
                    "--events", str(events), "--report", str(report), "--cwds", os.pathsep.join(cwds)]
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL, env=hook_environment(server.port),
+                                   stderr=subprocess.DEVNULL, cwd=cwds[0], env=hook_environment(server.port),
                                    start_new_session=True)
         lines: List[dict] = []
         last_news = time.monotonic()
@@ -565,15 +567,17 @@ def _long_lived_figures(lines: List[dict], events: int, hang_limit: float, finis
     if hung_call is not None:
         failures.append(f"call {hung_call}: hung, killed after {hang_limit:g} s")
     exited = finished_at is not None and exited_at is not None
+    started = len(calls) + (hung_call is not None)  # a hung call's event was handed over too
     return LongLivedRun(
         calls=events, hang_limit=hang_limit, calls_done=len(calls), hung_call=hung_call, exited=exited,
         exit_code=exit_code,
         exit_seconds=round(exited_at - finished_at, 3) if exited else None,
         replies_not_continue=sum(1 for line in calls if not line["replied"]),
-        failures=failures[:FAILURE_EXAMPLES], sent=dict(Counter(line["kind"] for line in calls)),
+        failures=failures[:FAILURE_EXAMPLES], sent=dict(Counter(TURN[index % len(TURN)] for index in range(started))),
         delivered=dict(server.received_by_type()), connections_opened=server.opened, peak_open=server.peak,
         connections_left_open=server.open,
-        collections={name: {"peak": peak, "limit": limits.get(name)} for name, peak in peaks.items()},
+        collections={name: {"peak": peak, "limit": limits.get(name), "limit_name": SIZE_LIMITS[name]}
+                     for name, peak in peaks.items()},
         cleanup_interval=done.get("cleanup_interval"), max_connections=done.get("max_connections"),
     )
 
@@ -650,7 +654,7 @@ def verify(handler: Path, events: int, hang_limit: float = HANG_LIMIT_SECONDS,
 
     per_process = {
         condition: run_per_process(python, handler, events, condition, hang_limit=hang_limit,
-                                   progress=stage(f"per process, {condition}")).as_json()
+                                   progress=stage(f"per process, {condition.replace('_', ' ')}")).as_json()
         for condition in (SERVER_UP, NO_SERVER)
     }
     long_lived = run_long_lived(python, handler, events, hang_limit=hang_limit, progress=stage("long-lived"))
