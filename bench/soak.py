@@ -2,7 +2,7 @@
 
     python -m bench.soak [--events 400] [--layouts 3.2.1,3.8.1]
 
-Same calls, same growth and same small limits (``harness.SOAK_SETTINGS``) as
+Same calls, same growth and same small limits (``fixer.soak.SOAK_SETTINGS``) as
 ``tests/test_soak.py``; prints connections opened, events delivered and peak sizes.
 """
 
@@ -12,9 +12,9 @@ import argparse
 import sys
 from typing import List
 
-from bench.harness import COLLECTIONS, SOAK_CALLS, SOAK_SETTINGS, soak, table
+from bench import corpus, table
 from codemods.engine import fix_source
-from tests import corpus
+from fixer.soak import COLLECTIONS, SOAK_CALLS, SOAK_SETTINGS, soak
 
 
 def main(argv: List[str] = None) -> int:

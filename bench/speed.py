@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests import corpus
+from bench import corpus
 
 TOOL = [sys.executable, "-m", "fixer"]
 FLOOR = (

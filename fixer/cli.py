@@ -32,9 +32,16 @@ EXAMPLES = {
     "restore": "example:\n  fix-memory-leaks restore --installed        # put the pristine original back",
     "fixes": "example:\n  fix-memory-leaks fixes",
     "init": "example:\n  fix-memory-leaks init                       # writes ./.claude-mpm/memory_config.yaml",
+    "verify": "examples:\n  fix-memory-leaks verify --installed          # run this Python's handler for real, judge it\n"
+    "  fix-memory-leaks verify --installed --python ~/.venvs/mpm/bin/python --format json",
     "monitor": "examples:\n  fix-memory-leaks monitor --interval 5        # live view until Ctrl+C\n"
     "  fix-memory-leaks monitor --once --threshold-mb 300 || echo 'a process is above 300 MB'",
 }
+VERIFY_EXITS = """\
+exit codes: 0 every handler passes; 1 any fails (hangs, loses events, leaves connections open,
+lets a collection outgrow its limit); 2 an error (no handler, unparsable file, missing packages
+in the interpreter).
+"""
 MONITOR_EXITS = """\
 exit codes: 0 normally (Ctrl+C ends the live view); with --once, 1 when a process is above the
 threshold; 2 an error (bad config or option).
@@ -93,6 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--format", choices=("text", "json", "github"), default="text")
     restore = command("restore", "put the newest backup back (the backup is kept)", [targets, output])
     restore.add_argument("--force", action="store_true", help="restore even over a file this tool did not patch")
+    verify = command(
+        "verify", "run the handler for real, as claude-mpm does, and say whether it leaks, loses events or hangs",
+        [targets, output], exits=VERIFY_EXITS,
+    )
+    verify.add_argument("--events", type=int, metavar="N",
+                        help="hook events per run (default: 8; a handler that hangs on each takes ~2 minutes)")
+    verify.add_argument("--format", choices=("text", "json"), default="text")
     command("fixes", "list the fixes", [])
     init = command("init", "write a commented .claude-mpm/memory_config.yaml holding the defaults", [])
     init.add_argument("folder", nargs="?", default=".", metavar="PATH", help="the project folder (default: .)")
@@ -125,7 +139,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 130
 
 
-def _handlers(args) -> List[Path]:
+def _handlers(args, python_runs_them: bool = False) -> List[Path]:
+    """The handlers to work on; ``python_runs_them``: ``--python`` may also name the interpreter for PATHs."""
     from .targets import TargetError, find_handlers, installed_claude_mpm
 
     try:
@@ -133,7 +148,7 @@ def _handlers(args) -> List[Path]:
             if args.paths:
                 raise UsageError("give PATHs or --installed, not both")
             return find_handlers([str(installed_claude_mpm(args.python))])
-        if args.python:
+        if args.python and not python_runs_them:
             raise UsageError("--python goes with --installed")
         return find_handlers(args.paths or ["."])
     except TargetError as error:
@@ -226,6 +241,23 @@ def cmd_restore(args) -> int:
     return exit_code("restore", results)
 
 
+def cmd_verify(args) -> int:
+    from .verify import DEFAULT_EVENTS, exit_code, progress_display, render_json, render_text, verify_file
+
+    events = DEFAULT_EVENTS if args.events is None else args.events
+    if events < 1:
+        raise UsageError(f"--events must be at least 1, not {events}")
+    paths = _handlers(args, python_runs_them=True)
+    python = args.python or sys.executable
+    with progress_display(sys.stderr, quiet=args.quiet or args.format == "json", no_color=args.no_color) as progress:
+        results = [verify_file(path, python, events, progress(path)) for path in paths]
+    if args.format == "json":
+        render_json(results)
+    else:
+        render_text(results, quiet=args.quiet, verbose=args.verbose, no_color=args.no_color)
+    return exit_code(results)
+
+
 def cmd_fixes(args) -> int:
     from codemods.engine import transformer_class
     from codemods.plan import REQUIRES
@@ -273,5 +305,5 @@ def cmd_monitor(args) -> int:
 
 COMMANDS = {
     "apply": cmd_apply, "check": cmd_check, "restore": cmd_restore, "fixes": cmd_fixes,
-    "init": cmd_init, "monitor": cmd_monitor,
+    "init": cmd_init, "monitor": cmd_monitor, "verify": cmd_verify,
 }

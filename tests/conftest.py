@@ -7,16 +7,27 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests import corpus  # noqa: E402
+from bench import corpus  # noqa: E402
 
 
-def _corpus_or_fail(versions):
+def _required(fetch, *args):
+    """What ``fetch`` downloads or builds from the package index: in CI a failure fails the test, elsewhere it skips."""
     try:
-        return corpus.fetch_all(versions)
+        return fetch(*args)
     except corpus.CorpusUnavailable as error:
         if os.environ.get("CI"):
             pytest.fail(f"the real-release corpus is required in CI: {error}")
         pytest.skip(f"real releases unavailable: {error}")
+
+
+def _corpus_or_fail(versions):
+    return _required(corpus.fetch_all, versions)
+
+
+@pytest.fixture(scope="session")
+def required():
+    """``required(fetch, *args)``: a real release, install or package, or fail (CI) / skip (elsewhere)."""
+    return _required
 
 
 @pytest.fixture(scope="session")

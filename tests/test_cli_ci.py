@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bench import corpus
 from codemods.plan import FIX_NAMES
 from fixer.cli import main
 from fixer.report import render_github
 from fixer.results import ERROR, PENDING, UNSUPPORTED, FileResult
-from tests import corpus
 from tests.terminal import ROOT, run_on_terminal
 
 ANSI = re.compile(r"\x1b\[")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import corpus
 from codemods.engine import assess
 from codemods.plan import FIX_NAMES, NOT_APPLICABLE, PENDING, UPSTREAM_REASON
 from codemods.shape import CLEANUP_METHOD, TRACKED_COLLECTIONS
@@ -20,7 +21,6 @@ from fixer.cli import main
 from fixer.pipeline import apply_file, check_file
 from fixer.results import ALREADY_FIXED, APPLIED, OK, PATCHED, UNSUPPORTED
 from codemods.settings import Settings
-from tests import corpus
 from tests.helpers_pyflakes import undefined_names
 
 pytestmark = pytest.mark.corpus
@@ -148,4 +148,4 @@ def test_release_table_in_readme_matches_the_tool(releases):
     """The README's release-by-release table is what the tool really does."""
     readme = (corpus.ROOT / "README.md").read_text()
     missing = [version for version in corpus.ALL_RELEASES if corpus.release_row(version) not in readme]
-    assert not missing, "regenerate the table with `python -m tests.corpus`"
+    assert not missing, "regenerate the table with `python -m bench.corpus`"

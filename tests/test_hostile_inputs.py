@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import corpus
+from bench import corpus
 from tests.helpers import (
     BOM,
     assert_no_duplicates,

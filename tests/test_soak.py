@@ -1,9 +1,9 @@
 """Soak: hundreds of hook calls through each patched Socket.IO layout, against a real server.
 
 Every layout of ``corpus.SOCKETIO_LAYOUTS`` is patched with ``fix_source`` and driven in one
-process (see ``bench.harness``): the pool must keep connections at ``max_connections``, every
+process (see ``fixer.soak``): the pool must keep connections at ``max_connections``, every
 call must still answer "continue" and reach the server, and the periodic cleanup must keep
-the tracked collections and the git-branch cache bounded while ``harness.Growth`` fills them.
+the tracked collections and the git-branch cache bounded while ``fixer.soak.Growth`` fills them.
 """
 
 from __future__ import annotations
@@ -12,15 +12,15 @@ import contextlib
 
 import pytest
 
-from bench.harness import SOAK_CALLS, SOAK_SETTINGS, soak
+from bench import corpus
 from codemods.engine import fix_source
 from codemods.shape import TRACKED_COLLECTIONS
-from tests import corpus
+from fixer.soak import SOAK_CALLS, SOAK_SETTINGS, soak
 
 pytestmark = pytest.mark.soak
 
 LIMITS = {attr: SOAK_SETTINGS.limit(constant) for attr, constant in TRACKED_COLLECTIONS.items()}
-# A hook call adds at most one key to a tracked dict by itself, and harness.Growth adds one more.
+# A hook call adds at most one key to a tracked dict by itself, and fixer.soak.Growth adds one more.
 NEW_KEYS_PER_CALL = 2
 GROWN = ("delegation_requests", "pending_prompts")
 # The claude_event each kind of hook call emits, in every Socket.IO layout.

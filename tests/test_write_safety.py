@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from bench import corpus
 from codemods.engine import VerificationError, assess, fix_source
 from codemods.plan import PENDING
 from fixer import pipeline
 from fixer.cli import main
-from tests import corpus
 from tests.helpers import (
     BOM,
     assert_no_duplicates,

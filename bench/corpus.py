@@ -1,18 +1,23 @@
 """The real claude-mpm releases, downloaded from the package index once and cached in ``.cache/``.
 
 ``handler(version)`` gives the bytes of ``claude_mpm/hooks/claude_hooks/hook_handler.py`` of
-that release's wheel. Nothing of claude-mpm is committed to this repository.
+that release's wheel; ``installed(version)`` a virtual environment holding a real
+``pip install claude-mpm==version``, for running the handler the way claude-mpm does. Nothing
+of claude-mpm is committed to this repository.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, Iterable
+from typing import Dict, Iterable, Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("FIX_MEMORY_LEAKS_CACHE", ROOT / ".cache"))
@@ -41,10 +46,10 @@ def _wheel(version: str) -> Path:
     wheels.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q",
                "-d", str(wheels), f"claude-mpm=={version}"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    _run_or_unavailable(command, f"pip download claude-mpm=={version}")
     found = sorted(wheels.glob(f"claude_mpm-{version}-*.whl"))
-    if result.returncode != 0 or not found:
-        raise CorpusUnavailable(f"pip download claude-mpm=={version} failed: {result.stderr.strip()[-300:]}")
+    if not found:
+        raise CorpusUnavailable(f"pip download claude-mpm=={version} left no wheel in {wheels}")
     return found[0]
 
 
@@ -81,6 +86,52 @@ def unpacked(version: str) -> Path:
     return target
 
 
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created): test sessions sharing the cache take turns."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def installed(version: str) -> Path:
+    """The python of a virtual environment with a real ``pip install claude-mpm==version`` (made once)."""
+    target = CACHE / "venvs" / f"claude-mpm-{version}"
+    python = target / "bin" / "python"
+    done = target / ".complete"
+    with locked(target.with_name(target.name + ".lock")):
+        if not done.exists():
+            shutil.rmtree(target, ignore_errors=True)
+            _run_or_unavailable([sys.executable, "-m", "venv", str(target)], f"python -m venv {target}")
+            _run_or_unavailable([str(python), "-m", "pip", "install", "-q", f"claude-mpm=={version}"], f"pip install claude-mpm=={version}")
+            done.touch()
+    return python
+
+
+def websocket_client() -> Path:
+    """A folder holding only websocket-client (``pip install --target``): on PYTHONPATH, the client upgrades."""
+    target = CACHE / "websocket-client"
+    with locked(CACHE / "websocket-client.lock"):
+        if not (target / "websocket").is_dir():
+            staging = target.with_name("websocket-client.part")
+            shutil.rmtree(staging, ignore_errors=True)
+            _run_or_unavailable([sys.executable, "-m", "pip", "install", "-q", "--target", str(staging), "websocket-client"],
+                 "pip install --target websocket-client")
+            staging.replace(target)
+    return target
+
+
+def _run_or_unavailable(command, what: str) -> None:
+    """Run a pip (or venv) command; failing, it means the package index is out of reach."""
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    if result.returncode != 0:
+        raise CorpusUnavailable(f"{what} failed: {result.stderr.strip()[-300:]}")
+
+
 def release_row(version: str) -> str:
     """The README table row of a release: layout, fixes that apply, what ``apply`` does."""
     from codemods.engine import assess
@@ -91,7 +142,7 @@ def release_row(version: str) -> str:
     return f"| {version} | {shape.layout} | {applied} | {'patched' if applied != 'none' else 'already-fixed'} |"
 
 
-if __name__ == "__main__":  # python -m tests.corpus: print the README's release table
+if __name__ == "__main__":  # python -m bench.corpus: print the README's release table
     fetch_all()
     print("| release | layout | fixes applied | `apply` |\n|---|---|---|---|")
     print("\n".join(release_row(version) for version in ALL_RELEASES))

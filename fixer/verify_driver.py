@@ -1,0 +1,693 @@
+"""Run a claude-mpm hook handler the way claude-mpm does, against a real Socket.IO server, and measure it.
+
+This is the driver of ``fix-memory-leaks verify``. It runs inside the interpreter of the
+install being verified, because the handler needs that install's claude_mpm and
+python-socketio, and so does the server that stands in for claude-mpm's dashboard::
+
+    PYTHON verify_driver.py HOOK_HANDLER_PY [--events N] [--hang-limit S]
+
+prints one JSON object on stdout (progress lines go to stderr). So it imports nothing but
+the standard library, python-socketio and aiohttp, and stays valid on Python 3.8, which
+claude-mpm supports. The in-process soak harness (``fixer.soak``) and the benchmarks use its
+server and hook events too, so every measurement is made the same way.
+
+Two runs, as claude-mpm has two ways to call the handler:
+
+- per process (:func:`run_per_process`): what ``hook_wrapper.sh`` does for every hook event,
+  ``python hook_handler.py`` with one JSON event on stdin and ``CLAUDE_MPM_SOCKETIO_PORT`` set,
+  the reply read from stdout, one process after another; with the server up, with no
+  server listening, or with a wedged server (a TCP listener that never answers).
+- long-lived (:func:`run_long_lived`): one process that calls ``main()`` N times, watched
+  from outside, so that a call or the process exit that hangs can be killed and reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib.util
+import io
+import itertools
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
+
+CONTINUE = {"action": "continue"}
+TURN = ("UserPromptSubmit", "PreToolUse", "PostToolUse", "SubagentStop", "Stop")
+AGENTS = ("research", "engineer", "qa", "documentation", "ops")
+# claude-mpm's dashboard (services/socketio_server.py) runs its server with these.
+DASHBOARD_PING_INTERVAL = 30
+DASHBOARD_PING_TIMEOUT = 120
+HANG_LIMIT_SECONDS = 10.0  # a hook process (or a long-lived call, or its exit) still running after this hung
+SETTLE_SECONDS = 2.0  # the most a run waits at its end for late events and closing connections
+QUIET_SECONDS = 0.25  # no new event for this long: the clients' send queues are drained
+# Small enough that a pre-fix handler whose every hook hangs (killed at the hang limit) is still
+# verified in about two minutes: 8 x 10 s per process, plus the no-server and long-lived runs.
+DEFAULT_EVENTS = 8
+SERVER_UP, NO_SERVER, WEDGED = "server_up", "no_server", "wedged"
+CONDITIONS = (SERVER_UP, NO_SERVER, WEDGED)
+# What the long-lived run measures on the handler. The names are codemods.shape's (a test
+# keeps them equal); they are spelled out here because this file imports nothing of ours.
+HANDLER_CLASS = "ClaudeHookHandler"
+SIZE_LIMITS = {  # collection -> the constant that limits its size (None: bounded by age only)
+    "active_delegations": "MAX_DELEGATION_TRACKING",
+    "delegation_requests": "MAX_DELEGATION_TRACKING",
+    "pending_prompts": "MAX_PROMPT_TRACKING",
+    "_git_branch_cache": None,
+}
+CLEANUP_INTERVAL = "CLEANUP_INTERVAL_EVENTS"
+POOL_ATTRIBUTE = "connection_pool"
+REQUIRED_MODULES = {"socketio": "python-socketio", "engineio": "python-engineio", "aiohttp": "aiohttp"}
+PROGRESS_PREFIX = "verify-progress "
+FAILURE_EXAMPLES = 5
+
+
+# -- the server -------------------------------------------------------------------------------
+
+
+class SocketIOServer:
+    """A python-socketio server configured like claude-mpm's dashboard, on a free 127.0.0.1 port.
+
+    It runs on aiohttp in a thread with its own event loop and counts what the hook
+    handler's clients do: connections open now, the most open at once, every connection
+    ever opened, and the ``claude_event`` events received, by type.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.open = 0
+        self.peak = 0
+        self.opened = 0
+        self.received: Counter = Counter()
+        self.port: Optional[int] = None
+        self._ready = threading.Event()
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._failure: Optional[BaseException] = None
+        self._thread = threading.Thread(target=self._serve, name="socketio-server", daemon=True)
+
+    def __enter__(self) -> "SocketIOServer":
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("the Socket.IO server did not start within 10 s")
+        if self._failure is not None:
+            raise RuntimeError(f"the Socket.IO server did not start: {self._failure}") from self._failure
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        if self._thread.is_alive():
+            raise RuntimeError("the Socket.IO server did not stop within 10 s")
+
+    @property
+    def delivered(self) -> int:
+        with self._lock:
+            return sum(self.received.values())
+
+    def received_by_type(self) -> Counter:
+        with self._lock:
+            return Counter(self.received)
+
+    def wait_until(self, condition: Callable[[], bool], timeout: float = SETTLE_SECONDS) -> None:
+        """Poll ``condition`` until it holds or ``timeout`` passes."""
+        deadline = time.monotonic() + timeout
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def wait_until_quiet(self, quiet: float = QUIET_SECONDS, timeout: float = SETTLE_SECONDS) -> None:
+        """Return once no event has arrived for ``quiet`` seconds (delivery is asynchronous), or at ``timeout``."""
+        deadline = time.monotonic() + timeout
+        seen, since = self.delivered, time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+            now_seen = self.delivered
+            if now_seen != seen:
+                seen, since = now_seen, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return
+
+    def settle(self, timeout: float = SETTLE_SECONDS) -> None:
+        """After a run: let late events arrive and closing connections close, within ``timeout`` in all."""
+        started = time.monotonic()
+        self.wait_until_quiet(timeout=timeout)
+        self.wait_until(lambda: self.open == 0, max(timeout - (time.monotonic() - started), 0.0))
+
+    def _serve(self) -> None:
+        import socketio
+        from aiohttp import web
+
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        sio = socketio.AsyncServer(
+            async_mode="aiohttp", ping_interval=DASHBOARD_PING_INTERVAL, ping_timeout=DASHBOARD_PING_TIMEOUT,
+            logger=False, engineio_logger=False,
+        )
+        sio.on("connect", self._on_connect)
+        sio.on("disconnect", self._on_disconnect)
+        sio.on("claude_event", self._on_claude_event)
+        app = web.Application()
+        sio.attach(app)
+        # Clients still connected at stop must not hold the shutdown for aiohttp's default 60 s.
+        runner = web.AppRunner(app, shutdown_timeout=1.0)
+        try:
+            loop.run_until_complete(runner.setup())
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            loop.run_until_complete(site.start())
+            self.port = runner.addresses[0][1]
+        except BaseException as error:  # reported to the starting thread
+            self._failure = error
+            self._ready.set()
+            loop.close()
+            return
+        self._loop = loop
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(self._shutdown(sio, runner))
+            loop.close()
+
+    @staticmethod
+    async def _shutdown(sio, runner) -> None:
+        await sio.shutdown()
+        await runner.cleanup()
+        # Ping tasks of sockets that were still open would be destroyed pending otherwise.
+        pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _on_connect(self, sid, environ, auth=None) -> None:
+        with self._lock:
+            self.open += 1
+            self.opened += 1
+            self.peak = max(self.peak, self.open)
+
+    async def _on_disconnect(self, sid, *reason) -> None:
+        with self._lock:
+            self.open -= 1
+
+    async def _on_claude_event(self, sid, data) -> None:
+        with self._lock:
+            self.received[data.get("type", "?") if isinstance(data, dict) else "?"] += 1
+
+
+class WedgedServer:
+    """A dashboard that hangs: a TCP listener on 127.0.0.1 that accepts connections and never answers."""
+
+    def __init__(self) -> None:
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._accepted: List[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, name="wedged-server", daemon=True)
+        self.port: Optional[int] = None
+
+    def __enter__(self) -> "WedgedServer":
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(64)
+        self.port = self._listener.getsockname()[1]
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._listener.close()
+        self._thread.join(5)
+        for connection in self._accepted:
+            connection.close()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):  # the listener was closed
+            while True:
+                self._accepted.append(self._listener.accept()[0])
+
+
+@contextlib.contextmanager
+def nothing_listening() -> Iterator[int]:
+    """A 127.0.0.1 port that was free a moment ago, and nothing listening on it: no dashboard."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    yield port
+
+
+# -- the hook events --------------------------------------------------------------------------
+
+
+def hook_events(count: int, cwds: List[str]) -> Iterator[dict]:
+    """``count`` hook events as Claude Code sends them, one turn after another.
+
+    A turn is a prompt, a Task delegation to a subagent, the tool's result, the subagent's
+    stop and the main agent's stop; every turn has a new session id and agent, and the
+    projects (``cwds``) take turns, so the handler's per-session state sees many keys.
+    """
+    for index in range(count):
+        turn, step = divmod(index, len(TURN))
+        kind = TURN[step]
+        session = f"soak-session-{turn:06d}"
+        cwd = cwds[turn % len(cwds)]
+        agent = AGENTS[turn % len(AGENTS)]
+        event = {"hook_event_name": kind, "session_id": session, "cwd": cwd,
+                 "transcript_path": f"{cwd}/.claude/{session}.jsonl"}
+        task = {"subagent_type": agent, "description": f"turn {turn}",
+                "prompt": f"Investigate failing test number {turn} and report back."}
+        if kind == "UserPromptSubmit":
+            event["prompt"] = f"Please fix bug #{turn}; the build is broken."
+        elif kind in ("PreToolUse", "PostToolUse"):
+            event.update(tool_name="Task", tool_input=task)
+            if kind == "PostToolUse":
+                event.update(tool_response={"content": f"{agent} finished turn {turn}"}, exit_code=0)
+        else:
+            event.update(stop_hook_active=False, reason="completed")
+        yield event
+
+
+@contextlib.contextmanager
+def project_folders(count: int = 3) -> Iterator[List[str]]:
+    """Throwaway project folders for the events' ``cwd`` (the handler looks up their git branch)."""
+    with tempfile.TemporaryDirectory(prefix="verify-projects-") as root:
+        cwds = [os.path.join(root, f"project-{n}") for n in range(count)]
+        for cwd in cwds:
+            os.mkdir(cwd)
+        yield cwds
+
+
+def hook_environment(port: int) -> Dict[str, str]:
+    """The environment ``hook_wrapper.sh`` gives the handler (the rest, PYTHONPATH included, is ours)."""
+    return dict(os.environ, CLAUDE_MPM_SOCKETIO_PORT=str(port), CLAUDE_MPM_HOOK_DEBUG="true")
+
+
+# -- calling the handler in this process ------------------------------------------------------
+
+_module_ids = itertools.count()
+
+
+def import_handler(path: Path) -> ModuleType:
+    """Import the handler file as a fresh module (unique name, not put in ``sys.modules``).
+
+    3.4.x handlers add a folder relative to their own file to ``sys.path``, which is undone
+    afterwards.
+    """
+    spec = importlib.util.spec_from_file_location(f"verified_hook_handler_{next(_module_ids)}", path)
+    module = importlib.util.module_from_spec(spec)
+    saved_path = list(sys.path)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path[:] = saved_path
+    return module
+
+
+def call_hook(module: ModuleType, event: dict) -> Tuple[bool, Optional[str]]:
+    """One hook call as Claude Code makes it: did it reply "continue", and why it failed, if it did."""
+    stdout, saved_stdin = io.StringIO(), sys.stdin
+    sys.stdin = io.StringIO(json.dumps(event))
+    failure = None
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(io.StringIO()):
+            module.main()
+    except SystemExit as exit_:  # some handlers end with sys.exit(0)
+        if exit_.code not in (None, 0):
+            failure = f"exit {exit_.code}"
+    except Exception as error:
+        failure = f"raised {error!r}"
+    finally:
+        sys.stdin = saved_stdin
+    replied = replies_continue(stdout.getvalue())
+    if failure is None and not replied:
+        failure = f"no continue reply in {stdout.getvalue()[:200]!r}"
+    return replied, failure
+
+
+def replies_continue(output: str) -> bool:
+    """Does the handler's stdout hold the ``{"action": "continue"}`` reply Claude Code waits for?"""
+    for line in output.splitlines():
+        with contextlib.suppress(ValueError):
+            if json.loads(line) == CONTINUE:
+                return True
+    return False
+
+
+def observe_handle(module: ModuleType, before: Callable[[object], None], after: Callable[[object], None]) -> None:
+    """Make ``main()`` build an instrumented handler: the same class, its ``handle()`` wrapped.
+
+    The callbacks see the handler but must not keep it: an unpatched handler is meant to
+    die (and disconnect in ``__del__``) at the end of its call.
+    """
+    base = getattr(module, HANDLER_CLASS)
+
+    class Observed(base):
+        def handle(self):
+            before(self)
+            try:
+                return super().handle()
+            finally:
+                after(self)
+
+    setattr(module, HANDLER_CLASS, Observed)
+
+
+def collection_sizes(handler, names) -> Dict[str, int]:
+    """Sizes of the named collections this handler has (dicts only)."""
+    return {name: len(value) for name in names if isinstance(value := getattr(handler, name, None), dict)}
+
+
+def raise_to(peaks: Dict[str, int], sizes: Dict[str, int]) -> None:
+    """Keep in ``peaks`` the largest size seen of each collection."""
+    for name, size in sizes.items():
+        peaks[name] = max(peaks.get(name, 0), size)
+
+
+# -- run 1: one process per hook event ---------------------------------------------------------
+
+
+@dataclass
+class PerProcessRun:
+    """N hook processes, one after another, under one server condition.
+
+    Server figures (``delivered``, connections) are ``None`` when no server counts them
+    (no server listening, or a wedged one). A hung process counts the hang limit as its time.
+    """
+
+    condition: str
+    hang_limit: float
+    sent: Dict[str, int]  # hook_event_name -> processes
+    hook_seconds: List[float]  # wall time of each process, start to exit
+    hung: int  # processes killed at the hang limit
+    replies_not_continue: int
+    failures: List[str]  # the first few, one line each
+    delivered: Optional[Dict[str, int]] = None  # claude_event type -> events the server received
+    connections_opened: Optional[int] = None
+    connections_left_open: Optional[int] = None  # still open at the server after the settle time
+
+    def as_json(self) -> dict:
+        figures = asdict(self)
+        figures["hook_seconds_median"] = statistics.median(self.hook_seconds) if self.hook_seconds else None
+        figures["hook_seconds_max"] = max(self.hook_seconds, default=None)
+        return figures
+
+
+@contextlib.contextmanager
+def _condition(condition: str) -> Iterator[Tuple[int, Optional[SocketIOServer]]]:
+    """(port, the counting server or None) for a server condition."""
+    if condition == SERVER_UP:
+        with SocketIOServer() as server:
+            yield server.port, server
+    elif condition == WEDGED:
+        with WedgedServer() as wedged:
+            yield wedged.port, None
+    elif condition == NO_SERVER:
+        with nothing_listening() as port:
+            yield port, None
+    else:
+        raise ValueError(f"unknown condition {condition!r}: one of {', '.join(CONDITIONS)}")
+
+
+def run_per_process(python: str, handler: Path, events: int = DEFAULT_EVENTS, condition: str = SERVER_UP, *,
+                    hang_limit: float = HANG_LIMIT_SECONDS, settle: float = SETTLE_SECONDS,
+                    progress: Optional[Callable[[int, int], None]] = None) -> PerProcessRun:
+    """Run ``python handler`` once per hook event, as ``hook_wrapper.sh`` does, and measure it."""
+    sent: Counter = Counter()
+    seconds: List[float] = []
+    failures: List[str] = []
+    hung = not_continue = 0
+    with project_folders() as cwds, _condition(condition) as (port, server):
+        environment = hook_environment(port)
+        for done, event in enumerate(hook_events(events, cwds), start=1):
+            kind = event["hook_event_name"]
+            sent[kind] += 1
+            elapsed, returncode, stdout, stderr = _run_hook(python, handler, event, environment, hang_limit)
+            seconds.append(elapsed)
+            failure = None
+            if returncode is None:
+                hung += 1
+                failure = f"hung, killed after {hang_limit:g} s"
+            elif not replies_continue(stdout):
+                failure = f"exit {returncode}, no continue reply: {_last_line(stderr) or repr(stdout[:120])}"
+            if failure is not None:
+                not_continue += not replies_continue(stdout)
+                if len(failures) < FAILURE_EXAMPLES:
+                    failures.append(f"hook {done} ({kind}): {failure}")
+            if progress is not None:
+                progress(done, events)
+        run = PerProcessRun(condition, hang_limit, dict(sent), seconds, hung, not_continue, failures)
+        if server is not None:
+            server.settle(settle)
+            run.delivered = dict(server.received_by_type())
+            run.connections_opened = server.opened
+            run.connections_left_open = server.open
+    return run
+
+
+def _run_hook(python: str, handler: Path, event: dict, environment: Dict[str, str],
+              hang_limit: float) -> Tuple[float, Optional[int], str, str]:
+    """(seconds, exit code or None when it hung and was killed, stdout, stderr) of one hook process."""
+    started = time.perf_counter()
+    process = subprocess.Popen([python, str(handler)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, cwd=event["cwd"], env=environment, text=True,
+                               start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(json.dumps(event), timeout=hang_limit)
+    except subprocess.TimeoutExpired:
+        _kill_group(process)
+        stdout, stderr = process.communicate()
+        return hang_limit, None, stdout, stderr
+    return time.perf_counter() - started, process.returncode, stdout, stderr
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    """Kill the process and whatever it started (a git lookup, say), so no pipe stays open."""
+    with contextlib.suppress(ProcessLookupError):
+        if hasattr(os, "killpg"):
+            os.killpg(process.pid, signal.SIGKILL)
+        else:
+            process.kill()
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:200] if lines else ""
+
+
+# -- run 2: one long-lived process, main() called N times --------------------------------------
+
+
+@dataclass
+class LongLivedRun:
+    """One process calling ``main()`` N times against the server, watched from outside."""
+
+    calls: int
+    hang_limit: float
+    calls_done: int
+    hung_call: Optional[int]  # the call that was still running at the hang limit (then killed)
+    exited: bool  # the process exited within the hang limit after its last call
+    exit_code: Optional[int]  # None when it was killed
+    exit_seconds: Optional[float]  # from the last call's return to the process exit
+    replies_not_continue: int
+    failures: List[str]
+    sent: Dict[str, int]  # hook_event_name -> calls that returned
+    delivered: Dict[str, int]
+    connections_opened: int
+    peak_open: int
+    connections_left_open: int
+    # name -> {"peak": int, "limit": int|None, "limit_name": the constant that would limit it, None for the
+    # git-branch cache, which is bounded by age}
+    collections: Dict[str, dict] = field(default_factory=dict)
+    cleanup_interval: Optional[int] = None  # the handler's CLEANUP_INTERVAL_EVENTS, when it has one
+    max_connections: Optional[int] = None  # its connection pool's size, when it has a pool
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+
+def run_long_lived(python: str, handler: Path, events: int = DEFAULT_EVENTS, *,
+                   hang_limit: float = HANG_LIMIT_SECONDS, settle: float = SETTLE_SECONDS,
+                   progress: Optional[Callable[[int, int], None]] = None) -> LongLivedRun:
+    """Call ``main()`` ``events`` times in one ``python`` process against a fresh server, and measure it.
+
+    The process reports each call on a file of its own (its stdout belongs to the handler);
+    no report for ``hang_limit`` seconds means the call hung, and the process is killed.
+    """
+    with project_folders() as cwds, SocketIOServer() as server, tempfile.TemporaryDirectory() as scratch:
+        report = Path(scratch) / "calls.jsonl"
+        report.touch()
+        command = [python, str(Path(__file__).resolve()), "--long-lived-child", str(handler),
+                   "--events", str(events), "--report", str(report), "--cwds", os.pathsep.join(cwds)]
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, cwd=cwds[0], env=hook_environment(server.port),
+                                   start_new_session=True)
+        lines: List[dict] = []
+        last_news = time.monotonic()
+        finished_at: Optional[float] = None
+        with report.open() as reader:
+            while True:
+                fresh = [json.loads(line) for line in reader.readlines()]
+                if fresh:
+                    lines += fresh
+                    last_news = time.monotonic()
+                    if progress is not None:
+                        progress(sum(1 for line in lines if "call" in line), events)
+                    if finished_at is None and "done" in lines[-1]:
+                        finished_at = time.monotonic()
+                if process.poll() is not None or time.monotonic() - last_news > hang_limit:
+                    break
+                time.sleep(0.02)
+        exited_at = time.monotonic() if process.poll() is not None else None
+        if exited_at is None:
+            _kill_group(process)
+        process.wait()
+        server.settle(settle)
+        exit_code = None if exited_at is None else process.returncode
+        return _long_lived_figures(lines, events, hang_limit, finished_at, exited_at, exit_code, server)
+
+
+def _long_lived_figures(lines: List[dict], events: int, hang_limit: float, finished_at: Optional[float],
+                        exited_at: Optional[float], exit_code: Optional[int],
+                        server: SocketIOServer) -> LongLivedRun:
+    calls = [line for line in lines if "call" in line]
+    done = next((line["done"] for line in lines if "done" in line), {})
+    failures = [f"call {line['call']} ({line['kind']}): {line['failure']}" for line in calls if line["failure"]]
+    peaks: Dict[str, int] = {}
+    for line in calls:
+        raise_to(peaks, line["sizes"])
+    limits = done.get("limits", {})
+    hung_call = len(calls) + 1 if finished_at is None and exited_at is None else None
+    if hung_call is not None:
+        failures.append(f"call {hung_call}: hung, killed after {hang_limit:g} s")
+    exited = finished_at is not None and exited_at is not None
+    started = len(calls) + (hung_call is not None)  # a hung call's event was handed over too
+    return LongLivedRun(
+        calls=events, hang_limit=hang_limit, calls_done=len(calls), hung_call=hung_call, exited=exited,
+        exit_code=exit_code,
+        exit_seconds=round(exited_at - finished_at, 3) if exited else None,
+        replies_not_continue=sum(1 for line in calls if not line["replied"]),
+        failures=failures[:FAILURE_EXAMPLES], sent=dict(Counter(TURN[index % len(TURN)] for index in range(started))),
+        delivered=dict(server.received_by_type()), connections_opened=server.opened, peak_open=server.peak,
+        connections_left_open=server.open,
+        collections={name: {"peak": peak, "limit": limits.get(name), "limit_name": SIZE_LIMITS[name]}
+                     for name, peak in peaks.items()},
+        cleanup_interval=done.get("cleanup_interval"), max_connections=done.get("max_connections"),
+    )
+
+
+def long_lived_child(handler: Path, events: int, report: Path, cwds: List[str]) -> None:
+    """The watched process of :func:`run_long_lived`: ``main()`` N times, one report line per call.
+
+    Then it returns, and the interpreter's exit (where a handler kept in a module global is
+    torn down) is timed by the watcher.
+    """
+    sys.path.insert(0, str(handler.parent))  # as when the file is run as a script
+    module = import_handler(handler)
+    seen: Dict[str, object] = {}
+
+    def measure(instance) -> None:
+        seen["sizes"] = collection_sizes(instance, SIZE_LIMITS)
+        seen["limits"] = {name: _constant(instance, module, constant)
+                          for name, constant in SIZE_LIMITS.items() if constant}
+        seen["cleanup_interval"] = _constant(instance, module, CLEANUP_INTERVAL)
+        pool = getattr(instance, POOL_ATTRIBUTE, None)
+        seen["max_connections"] = getattr(pool, "max_connections", None)
+
+    observe_handle(module, lambda instance: None, measure)
+    with report.open("a") as out:
+        for number, event in enumerate(hook_events(events, cwds), start=1):
+            seen["sizes"] = {}
+            replied, failure = call_hook(module, event)
+            line = {"call": number, "kind": event["hook_event_name"], "replied": replied, "failure": failure,
+                    "sizes": seen["sizes"]}
+            out.write(json.dumps(line) + "\n")
+            out.flush()
+        summary = {key: seen.get(key) for key in ("limits", "cleanup_interval", "max_connections")}
+        out.write(json.dumps({"done": summary}) + "\n")
+
+
+def _constant(handler, module: ModuleType, name: str) -> Optional[int]:
+    """A limit as the handler sees it: an attribute (claude-mpm 3.9.4+) or a module constant (ours)."""
+    value = getattr(handler, name, getattr(module, name, None))
+    return value if isinstance(value, int) else None
+
+
+# -- the command line (inside the target interpreter) -----------------------------------------
+
+
+def missing_packages() -> List[str]:
+    """The distributions the server and the handler's client need that this interpreter lacks."""
+    return [package for module, package in REQUIRED_MODULES.items() if importlib.util.find_spec(module) is None]
+
+
+def transport() -> str:
+    """The Socket.IO transport the handler's client ends up on: websocket-client makes it upgrade."""
+    return "websocket" if importlib.util.find_spec("websocket") is not None else "polling"
+
+
+def package_versions() -> Dict[str, Optional[str]]:
+    from importlib import metadata
+
+    versions: Dict[str, Optional[str]] = {}
+    for name in ("claude-mpm", "python-socketio", "python-engineio", "aiohttp", "websocket-client"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def verify(handler: Path, events: int, hang_limit: float = HANG_LIMIT_SECONDS,
+           progress: Optional[Callable[[str, int, int], None]] = None) -> dict:
+    """Both runs on ``handler`` in this interpreter: the figures ``fix-memory-leaks verify`` judges."""
+    python = sys.executable
+
+    def stage(name: str) -> Optional[Callable[[int, int], None]]:
+        return None if progress is None else (lambda done, total: progress(name, done, total))
+
+    per_process = {
+        condition: run_per_process(python, handler, events, condition, hang_limit=hang_limit,
+                                   progress=stage(f"per process, {condition.replace('_', ' ')}")).as_json()
+        for condition in (SERVER_UP, NO_SERVER)
+    }
+    long_lived = run_long_lived(python, handler, events, hang_limit=hang_limit, progress=stage("long-lived"))
+    return {
+        "python": python, "python_version": ".".join(map(str, sys.version_info[:3])),
+        "packages": package_versions(), "transport": transport(), "events": events, "hang_limit": hang_limit,
+        "per_process": per_process, "long_lived": long_lived.as_json(),
+    }
+
+
+def _print_progress(stage: str, done: int, total: int) -> None:
+    print(PROGRESS_PREFIX + json.dumps({"stage": stage, "done": done, "total": total}), file=sys.stderr, flush=True)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description="Run a claude-mpm hook handler for real and print figures as JSON.")
+    parser.add_argument("handler", type=Path)
+    parser.add_argument("--events", type=int, default=DEFAULT_EVENTS)
+    parser.add_argument("--hang-limit", type=float, default=HANG_LIMIT_SECONDS)
+    parser.add_argument("--long-lived-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--report", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--cwds", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.long_lived_child:
+        long_lived_child(args.handler.resolve(), args.events, args.report, args.cwds.split(os.pathsep))
+        return 0
+    missing = missing_packages()
+    if missing:
+        print(json.dumps({"error": f"missing in {sys.executable}: {', '.join(missing)}", "missing": missing}))
+        return 2
+    print(json.dumps(verify(args.handler.resolve(), args.events, args.hang_limit, _print_progress)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
