@@ -17,7 +17,7 @@ import sys
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, Iterable, Iterator
+from typing import Dict, Iterable, Iterator, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("FIX_MEMORY_LEAKS_CACHE", ROOT / ".cache"))
@@ -110,6 +110,27 @@ def installed(version: str) -> Path:
             _run_or_unavailable([str(python), "-m", "pip", "install", "-q", f"claude-mpm=={version}"], f"pip install claude-mpm=={version}")
             done.touch()
     return python
+
+
+@contextlib.contextmanager
+def pristine_install(version: str) -> Iterator[Tuple[Path, Path]]:
+    """(python, hook_handler.py) of the cached real install, its handler the release's own for the
+    time of the block (and again afterwards); the install is locked meanwhile, since callers patch it."""
+    python = installed(version)
+    venv = python.parents[1]
+    installed_handler = next(venv.glob(f"lib/python*/site-packages/{HANDLER_IN_WHEEL}"))
+    with locked(venv.with_name(venv.name + ".handler.lock")):
+        _reset(installed_handler, version)
+        try:
+            yield python, installed_handler
+        finally:
+            _reset(installed_handler, version)
+
+
+def _reset(installed_handler: Path, version: str) -> None:
+    installed_handler.write_bytes(handler(version))
+    for backup in installed_handler.parent.glob(installed_handler.name + ".backup*"):
+        backup.unlink()
 
 
 def websocket_client() -> Path:

@@ -134,7 +134,6 @@ def test_json_has_the_documented_keys(contrasts):
     assert result["packages"]["claude-mpm"] == "3.9.4"
 
 
-@pytest.mark.xfail(reason="needs issue 9's pool", strict=False)
 @pytest.mark.parametrize("version", ["3.8.1", "3.4.27"])
 def test_patched_install_passes_over_both_transports(version, required, tmp_path):
     websocket = required(corpus.websocket_client)
