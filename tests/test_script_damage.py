@@ -317,3 +317,11 @@ def test_damaged_again_after_a_restore_keeps_both_damaged_files(fixture_handler)
 
     assert backup_of(fixture_handler, ".damaged").read_bytes() == first
     assert backup_of(fixture_handler, ".damaged.1").read_bytes() == second
+
+
+@pytest.mark.parametrize("command", ["check", "apply"])
+def test_help_gives_the_exit_code_of_a_damaged_handler(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "2 an error" in text and "or a handler damaged by claude-mpm's fix_memory_leaks.py (check;" in text
