@@ -23,7 +23,11 @@ SINGLETON_GLOBALS = ("_global_handler", "_handler_lock")
 # What the script takes out of __init__ (replacing it with its pool) while the methods still read it.
 REMOVED_FROM_INIT = "sio_client"
 _BUILTINS = frozenset(dir(builtins)) | {"__file__"}
-_HANDLER_CLASS_LINE = re.compile(rb"^class " + HANDLER_CLASS.encode() + rb"\b", re.MULTILINE)
+# Module-level lines the script writes (with the handler class it writes them next to).
+_SCRIPT_LINES = tuple(
+    re.compile(rf"^{line}".encode(), re.MULTILINE)
+    for line in (rf"class {POOL_CLASS}\b", rf"class {HANDLER_CLASS}\b", *(rf"{name}\s*=" for name in SINGLETON_GLOBALS))
+)
 _CODE_LINE = re.compile(rb"^[ \t\f]*[^ \t\f\r\n#].*$", re.MULTILINE)  # neither blank nor only a comment
 _LISTED = 4  # names shown per symptom; the rest is counted
 
@@ -41,7 +45,7 @@ def inspect_refusing_damage(source: bytes) -> Shape:
     try:
         shape = inspect(source)
     except SyntaxError as error:
-        if _header_carries_script_additions(source):
+        if _defines_script_additions(source):
             raise ScriptDamage([f"does not parse: line {error.lineno}: {error.msg}"]) from None
         raise
     if shape.upstream_fixed:
@@ -96,18 +100,12 @@ def original_of(damaged: bytes, candidate: bytes) -> Optional[Shape]:
     return shape
 
 
-def _header_carries_script_additions(source: bytes) -> bool:
-    """Whether what precedes ``class ClaudeHookHandler`` parses and holds the script's pool class and globals
-    (for a file that does not parse as a whole), with none of our marks anywhere."""
-    match = _HANDLER_CLASS_LINE.search(source)
-    if match is None or read_marks(source.decode("utf-8", errors="replace")):
+def _defines_script_additions(source: bytes) -> bool:
+    """Whether a file that does not parse (so has no tree, wherever it broke) defines at module level, as
+    lines at column 0, the script's pool class and globals next to the handler class, with none of our marks."""
+    if read_marks(source.decode("utf-8", errors="replace")):
         return False
-    try:
-        header = ast.parse(source[: match.start()])
-    except (SyntaxError, ValueError):
-        return False
-    names, _ = _module_bindings(header)
-    return _top_level(header, ast.ClassDef, POOL_CLASS) is not None and set(SINGLETON_GLOBALS) <= names
+    return all(line.search(source) for line in _SCRIPT_LINES)
 
 
 def _script_code(tree: ast.Module, methods) -> Iterator[ast.AST]:

@@ -292,6 +292,29 @@ def test_fixture_without_its_backup_names_a_placeholder_version(fixture_handler,
     assert "`pip install --force-reinstall claude-mpm==<version>` brings the original back" in line
 
 
+def test_damage_that_breaks_the_file_anywhere_is_recognised(fixture_handler, capsys):
+    """Even broken among the lines the script pastes above the handler class, the file is repaired."""
+    pristine = backup_of(fixture_handler).read_bytes()
+    damaged = fixture_handler.read_bytes().replace(b"_handler_lock = threading.Lock()\n", b"_handler_lock = (\n", 1)
+    fixture_handler.write_bytes(damaged)
+
+    assert main(["check", str(fixture_handler)]) == 2
+    assert "damaged by claude-mpm's fix_memory_leaks.py (does not parse: line" in capsys.readouterr().err
+    assert main(["apply", str(fixture_handler)]) == 0
+    assert fixture_handler.read_bytes() == fix_source(pristine).source
+
+
+def test_an_unparsable_file_without_the_scripts_lines_is_a_plain_parse_error(fixture_handler, capsys):
+    """A typo in a pristine handler, with that handler's backup beside it, is not the script's doing."""
+    typo = backup_of(fixture_handler).read_bytes().replace(b"def main():", b"def main(:", 1)
+    fixture_handler.write_bytes(typo)
+
+    assert main(["apply", str(fixture_handler)]) == 2
+
+    assert fixture_handler.read_bytes() == typo
+    assert f"error: {fixture_handler}: does not parse as Python (line" in capsys.readouterr().err
+
+
 def test_a_failed_repair_puts_everything_back(fixture_handler, monkeypatch, capsys):
     before = snapshot(fixture_handler.parent)
 
