@@ -28,6 +28,8 @@ _SCRIPT_LINES = tuple(
     re.compile(rf"^{line}".encode(), re.MULTILINE)
     for line in (rf"class {POOL_CLASS}\b", rf"class {HANDLER_CLASS}\b", *(rf"{name}\s*=" for name in SINGLETON_GLOBALS))
 )
+# The two __init__ lines the script replaces: a text replacement rewrites every other copy of them too.
+_REPLACED_LINES = re.compile(rb"^([ \t]*)self\.sio_client = None\r?\n\1self\.sio_connected = False\b", re.MULTILINE)
 _CODE_LINE = re.compile(rb"^[ \t\f]*[^ \t\f\r\n#].*$", re.MULTILINE)  # neither blank nor only a comment
 _LISTED = 4  # names shown per symptom; the rest is counted
 
@@ -87,8 +89,9 @@ def original_of(damaged: bytes, candidate: bytes) -> Optional[Shape]:
     """The shape of ``candidate`` if it is the pristine handler the script turned into ``damaged``, else None.
 
     It must be a known pre-fix layout with nothing of any fix in it, and every statement of it except
-    the two the script rewrites (``__init__`` and ``main()``) must still be in ``damaged`` word for word,
-    and end where it ended: the original of another release, or a file edited since, is not."""
+    those the script rewrites (``__init__``, ``main()``, a method holding ``__init__``'s two Socket.IO lines)
+    must still be in ``damaged`` word for word, and end where it ended: the original of another release,
+    or a file edited since, is not."""
     try:
         shape = inspect(candidate)
     except (SyntaxError, ValueError, UnsupportedShape):
@@ -173,7 +176,9 @@ def _kept_segments(source: bytes) -> Iterator[bytes]:
             members = [node]
         for member in members:
             start = min([member.lineno] + [decorator.lineno for decorator in getattr(member, "decorator_list", [])])
-            yield b"".join(lines[start - 1 : member.end_lineno])
+            segment = b"".join(lines[start - 1 : member.end_lineno])
+            if not _REPLACED_LINES.search(segment):
+                yield segment
 
 
 def _still_whole_in(damaged: bytes, segment: bytes) -> bool:

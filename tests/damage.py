@@ -54,7 +54,8 @@ _handler_lock = threading.Lock()
 
 '''
 
-# Replaces ``self.sio_client = None`` / ``self.sio_connected = False`` in __init__ (lines without indent).
+# Replaces ``self.sio_client = None`` / ``self.sio_connected = False`` as they are written in __init__, and,
+# as a plain text replacement, every other copy indented the same (3.5+ have one in _get_socketio_client).
 INIT_ATTRIBUTES = (
     "self.connection_pool = SocketIOConnectionPool(max_connections=3)",
     "self.events_processed = 0",
@@ -94,7 +95,7 @@ MAIN_SINGLETON = (
     "    _global_handler.handle()\n"
 )
 
-_SIO_LINES = re.compile(r"^( +)self\.sio_client = None\n\1self\.sio_connected = False\n", re.MULTILINE)
+_SIO_LINES = "        self.sio_client = None\n        self.sio_connected = False\n"
 _DELEGATION_REQUESTS = re.compile(r"^( +)self\.delegation_requests = \{\}\n", re.MULTILINE)
 _FIRST_SELF_ASSIGNMENT = re.compile(r"^( +)self\.\w+ = .*\n", re.MULTILINE)
 
@@ -110,7 +111,7 @@ def damage(source: bytes, kind: Optional[str] = None) -> bytes:
     text = source.decode("utf-8")
     text = text.replace("from collections import deque\n", "from collections import deque\nimport threading\n", 1)
     text = re.sub(r"^class ClaudeHookHandler\b", lambda m: POOL_AND_GLOBALS + m.group(0), text, 1, re.MULTILINE)
-    text = _SIO_LINES.sub(lambda m: _indented(m.group(1), INIT_ATTRIBUTES + LIMIT_ATTRIBUTES), text, 1)
+    text = text.replace(_SIO_LINES, _indented("        ", INIT_ATTRIBUTES + LIMIT_ATTRIBUTES))
     if kind == UNEXPECTED_INDENT:
         in_class = text.index("\nclass ClaudeHookHandler")
         anchor = _DELEGATION_REQUESTS.search(text) or _FIRST_SELF_ASSIGNMENT.search(text, in_class)
