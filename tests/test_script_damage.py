@@ -18,7 +18,7 @@ from fixer import pipeline
 from fixer.cli import main
 from tests import corpus
 from tests.damage import COMPILES, UNEXPECTED_INDENT, damage, natural_kind, run_script
-from tests.helpers import HANDLER_TAIL, make_handler, snapshot
+from tests.helpers import HANDLER_TAIL, make_handler, new_undefined_names, snapshot
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "script-damaged-3.4"
 OTHER_KIND = {COMPILES: UNEXPECTED_INDENT, UNEXPECTED_INDENT: COMPILES}
@@ -72,11 +72,25 @@ def repaired_reference(releases):
 
 
 @pytest.mark.corpus
-def test_the_script_breaks_the_releases_as_reported(releases):
-    """3.0-3.4 (26 releases) compile but are broken; 3.5-3.9.2 (13) end with an unexpected indent."""
-    kinds = [natural_kind(releases[version].read_bytes()) for version in corpus.PRE_FIX]
-    assert kinds.count(COMPILES) == 26 and kinds.count(UNEXPECTED_INDENT) == 13
-    assert kinds.index(UNEXPECTED_INDENT) == corpus.PRE_FIX.index("3.5.0")
+def test_the_model_breaks_the_releases_as_the_script_does(releases, distinct):
+    """3.0-3.4 (26 releases) still compile, with the reported new undefined names; 3.5-3.9.2 (13) end with
+    an unexpected indent."""
+    outcomes = {}
+    for version in corpus.PRE_FIX:
+        try:
+            compile(damage(releases[version].read_bytes()), version, "exec", dont_inherit=True)
+            outcomes[version] = COMPILES
+        except SyntaxError as error:
+            outcomes[version] = error.msg
+    first_unparsable = corpus.PRE_FIX.index("3.5.0")
+    assert {outcomes[version] for version in corpus.PRE_FIX[:first_unparsable]} == {COMPILES}
+    assert {outcomes[version] for version in corpus.PRE_FIX[first_unparsable:]} == {"unexpected indent"}
+    for version in distinct:
+        pristine = releases[version].read_bytes()
+        if natural_kind(pristine) == COMPILES:
+            expected = {"NetworkConfig", "time"} | ({"SOCKETIO_AVAILABLE", "socketio", "threading"}
+                                                   if version.startswith(("3.0.", "3.1.")) else set())
+            assert new_undefined_names(pristine, damage(pristine)) == expected, version
 
 
 @pytest.mark.corpus
