@@ -8,6 +8,8 @@ without a usable original, says how to get it back and leaves the folder as it w
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -293,6 +295,15 @@ def test_fixture_is_repaired_from_its_backup(fixture_handler, capsys):
     assert "repaired" in err and "the damaged file kept as hook_handler.py.damaged" in err
     assert main(["check", str(fixture_handler)]) == 0
     assert main(["restore", str(fixture_handler)]) == 0 and fixture_handler.read_bytes() == pristine
+
+
+def test_check_of_a_damaged_handler_never_imports_libcst(fixture_handler):
+    """Telling damage apart and checking the backup is standard-library work, like the rest of check."""
+    code = "import sys; from fixer.cli import main; main(['check', sys.argv[1]]); print('libcst' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code, str(fixture_handler)], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parent.parent, timeout=60)
+    assert result.stdout.strip() == "False", result.stderr
+    assert "damaged: " in result.stderr
 
 
 def test_fixture_without_its_backup_names_a_placeholder_version(fixture_handler, capsys):
