@@ -1,4 +1,5 @@
-"""The edge where files are read and written: check, apply (backup, atomic write, verify, roll back), restore.
+"""The edge where files are read and written: check, apply (backup, atomic write, verify, roll back), restore,
+and the repair of a handler damaged by claude-mpm's own fix script (from the backup it left).
 
 The decisions are made by the pure core (``codemods.engine``); this module only moves bytes,
 and moves them so that a file is always either its original or fully patched.
