@@ -10,9 +10,10 @@ import importlib
 from dataclasses import dataclass
 from typing import Dict, Sequence, Tuple
 
+from .damage import inspect_refusing_damage
 from .plan import FIX_NAMES, PENDING, Plan, plan_fixes, resolve_selection
 from .settings import Settings
-from .shape import Shape, inspect, read_marks
+from .shape import Shape, read_marks
 
 TRANSFORMERS = {
     "connection-pool": ("connection_pool", "ConnectionPoolFix"),
@@ -49,13 +50,14 @@ def transformer_class(name: str):
 
 
 def assess(source: bytes) -> Tuple[Shape, Dict[str, Plan]]:
-    """Each fix's verdict on ``source``: standard library only, for ``check``."""
-    shape = inspect(source)
+    """Each fix's verdict on ``source``: standard library only, for ``check``; raises ScriptDamage too."""
+    shape = inspect_refusing_damage(source)
     return shape, plan_fixes(shape)
 
 
 def fix_source(source: bytes, select: Sequence[str] = FIX_NAMES, settings: Settings = Settings()) -> Outcome:
-    """Apply the selected pending fixes to ``source``; raise SyntaxError, UnsupportedShape or VerificationError."""
+    """Apply the selected pending fixes to ``source``; raise SyntaxError, UnsupportedShape, ScriptDamage or
+    VerificationError."""
     shape, plans = assess(source)
     select, _ = resolve_selection(select)  # a fix never runs without what it needs, whoever calls
     todo = tuple(name for name in select if plans[name].status == PENDING)

@@ -19,8 +19,9 @@ from . import __version__
 
 EPILOG = """\
 exit codes: 0 done or nothing to do; 1 (check) fixes are pending; 2 an error (unparsable or
-unrecognised file, PATH with no handler, bad config, failed verification): the message names
-the file and the reason.
+unrecognised file, PATH with no handler, bad config, failed verification) or a handler damaged
+by claude-mpm's fix_memory_leaks.py (check; apply repairs it from the .backup that script left):
+the message names the file and the reason.
 """
 
 EXAMPLES = {

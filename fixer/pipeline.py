@@ -1,4 +1,5 @@
-"""The edge where files are read and written: check, apply (backup, atomic write, verify, roll back), restore.
+"""The edge where files are read and written: check, apply (backup, atomic write, verify, roll back), restore,
+and the repair of a handler damaged by claude-mpm's own fix script (from the backup it left).
 
 The decisions are made by the pure core (``codemods.engine``); this module only moves bytes,
 and moves them so that a file is always either its original or fully patched.
@@ -17,29 +18,34 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
+from codemods.damage import SCRIPT, ScriptDamage, original_of
 from codemods.engine import Outcome, VerificationError, assess
 from codemods.plan import NOT_APPLICABLE as PLAN_NOT_APPLICABLE
 from codemods.plan import PENDING as PLAN_PENDING
 from codemods.plan import anchor_line
 from codemods.settings import Settings
-from codemods.shape import UnsupportedShape, read_marks
+from codemods.shape import Shape, UnsupportedShape, read_marks
 
 from .results import (
     ALREADY_FIXED,
     APPLIED,
+    DAMAGED,
     ERROR,
     NOT_APPLICABLE,
     OK,
     PATCHED,
     PENDING,
     PRESENT,
+    REPAIRED,
     RESTORED,
     UNSUPPORTED,
     FileResult,
     FixResult,
 )
+from .targets import claude_mpm_version
 
 BACKUP_SUFFIX = ".backup"
+DAMAGED_SUFFIX = ".damaged"  # a damaged handler, kept beside its repair; never a backup restore would put back
 
 
 class FileError(Exception):
@@ -116,8 +122,13 @@ def _fix_results(outcome_plans, shape, select: Sequence[str], applied: Sequence[
 
 def check_file(path: Path, select: Sequence[str]) -> FileResult:
     """Which selected fixes are pending; standard library only."""
+    target = Path(os.path.realpath(path))
     try:
-        shape, plans = _judged(assess, read_source(Path(os.path.realpath(path))))
+        source = read_source(target)
+        try:
+            shape, plans = _judged(assess, source)
+        except ScriptDamage as damage:
+            return _damage_report(path, target, source, damage)
     except FileError as error:
         return FileResult(str(path), error.status, message=str(error))
     except Exception as error:  # a bug of ours: one line naming the file, never a traceback
@@ -125,6 +136,67 @@ def check_file(path: Path, select: Sequence[str]) -> FileResult:
     fixes = _fix_results(plans, shape, select, ())
     status = PENDING if any(f.status == PENDING for f in fixes) else OK
     return FileResult(str(path), status, shape.layout, fixes)
+
+
+# ---------------------------------------------------------------- damaged by claude-mpm's own fix script
+
+
+def _damage_report(path: Path, target: Path, damaged: bytes, damage: ScriptDamage) -> FileResult:
+    """What check says about a damaged handler: that apply can rebuild it, or how to get the original back."""
+    try:
+        backup, _, shape = _pristine_backup(target, damaged, damage)
+    except FileError as error:
+        return FileResult(str(path), DAMAGED, message=str(error))
+    remedy = f"`fix-memory-leaks apply` rebuilds it from {backup.name}, its pristine original"
+    return FileResult(str(path), DAMAGED, shape.layout, message=f"{_cause(damage)}; {remedy}")
+
+
+def _cause(damage: ScriptDamage) -> str:
+    return f"damaged by {SCRIPT} ({damage})"
+
+
+def _pristine_backup(target: Path, damaged: bytes, damage: ScriptDamage) -> Tuple[Path, bytes, Shape]:
+    """The newest backup that is the pristine original ``damaged`` was made from, its bytes and shape.
+
+    Without one, a FileError (damaged) that says how to get the original back."""
+    candidates = backups(target)
+    for backup in reversed(candidates):
+        try:
+            pristine = backup.read_bytes()
+        except OSError:
+            continue
+        shape = original_of(damaged, pristine)
+        if shape is not None:
+            return backup, pristine, shape
+    if candidates:
+        names = ", ".join(candidate.name for candidate in candidates)
+        missing = f"{names} {'is' if len(candidates) == 1 else 'are'} not its pristine original"
+    else:
+        missing = f"no {target.name}{BACKUP_SUFFIX} beside it"
+    version = claude_mpm_version(target) or "<version>"
+    raise FileError(
+        f"{_cause(damage)}, and {missing}: `pip install --force-reinstall claude-mpm=={version}` brings the "
+        "original back, then run `fix-memory-leaks apply`; left untouched",
+        DAMAGED,
+    )
+
+
+def _repair(path: Path, target: Path, damaged: bytes, damage: ScriptDamage, select, settings, dry_run) -> FileResult:
+    """Start again from the pristine original the script left, fix that, and keep the damaged file too."""
+    from codemods.engine import fix_source
+
+    backup, pristine, _ = _pristine_backup(target, damaged, damage)
+    outcome: Outcome = _judged(fix_source, pristine, select, settings)
+    fixes = _fix_results(outcome.plans, outcome.shape, select, outcome.applied)
+    result = FileResult(str(path), REPAIRED, outcome.shape.layout, fixes)
+    if dry_run:
+        result.diff = unified_diff(str(path), damaged, outcome.source)
+        result.message = f"{_cause(damage)}; would be rebuilt from {backup.name}"
+        return result
+    saved, kept = write_repair(target, damaged, pristine, outcome.source)
+    result.backup = str(saved)
+    result.message = f"{_cause(damage)}; rebuilt from {backup.name}, the damaged file kept as {kept.name}"
+    return result
 
 
 # ---------------------------------------------------------------- apply
@@ -155,7 +227,10 @@ def _apply_locked(path: Path, target: Path, select, settings: Settings, dry_run:
     from codemods.engine import fix_source
 
     original = read_source(target)
-    outcome: Outcome = _judged(fix_source, original, select, settings)
+    try:
+        outcome: Outcome = _judged(fix_source, original, select, settings)
+    except ScriptDamage as damage:
+        return _repair(path, target, original, damage, select, settings, dry_run)
     fixes = _fix_results(outcome.plans, outcome.shape, select, outcome.applied)
     result = FileResult(str(path), _apply_status(outcome, fixes), outcome.shape.layout, fixes)
     if not outcome.changed:
@@ -177,22 +252,45 @@ def _apply_status(outcome: Outcome, fixes: Sequence[FixResult]) -> str:
 
 def write_patch(target: Path, original: bytes, patched: bytes, ours: bool) -> Optional[str]:
     """Back up, replace atomically, verify; on any failure put the original back and raise FileError."""
+    # A partial patch of ours already has its pristine original saved; if that backup is gone, save what we have.
+    existing = newest_backup(target) if ours else None
+    saved = _replace_keeping(target, original, patched, [] if existing else [(original, BACKUP_SUFFIX)])
+    return str(existing or saved[0])
+
+
+def write_repair(target: Path, damaged: bytes, pristine: bytes, repaired: bytes) -> Tuple[Path, Path]:
+    """Replace a damaged handler by its repair, as ``write_patch`` does; returns (backup, kept damaged file).
+
+    The pristine original becomes the newest backup (what ``restore`` puts back), and the damaged
+    file is kept byte for byte as ``.damaged``: nothing that was in the folder is lost."""
+    backup, kept = _replace_keeping(target, damaged, repaired, [(pristine, BACKUP_SUFFIX), (damaged, DAMAGED_SUFFIX)])
+    return backup, kept
+
+
+def _replace_keeping(target: Path, original: bytes, patched: bytes, copies) -> List[Path]:
+    """Save each ``(data, suffix)`` copy beside the file, replace it atomically and verify; returns the copies.
+
+    On any failure the original is put back, the copies this call created are removed, and FileError is raised."""
     mode = _stat(target)
     if target.read_bytes() != original:  # compare-and-swap: someone else wrote it since we read it
         raise FileError("the file changed while it was being patched; nothing was written, run apply again")
     _remove_stale_temporaries(target)
-    # A partial patch of ours already has its pristine original saved; if that backup is gone, save what we have.
-    existing = newest_backup(target) if ours else None
-    backup, created = (existing, False) if existing else ensure_backup(target, original)
+    saved: List[Path] = []
+    created: List[Path] = []
     try:
+        for data, suffix in copies:
+            copy, made = ensure_backup(target, data, suffix)
+            saved.append(copy)
+            if made:
+                created.append(copy)
         atomic_write(target, patched, mode)
         verify_written(target, patched)
     except BaseException as error:
-        _roll_back(target, original, mode, backup if created else None)
+        _roll_back(target, original, mode, created)
         if isinstance(error, (OSError, VerificationError)):
             raise FileError(f"{_describe(error)}; the original is back in place") from None
         raise
-    return str(backup) if backup else None
+    return saved
 
 
 def _remove_stale_temporaries(target: Path) -> None:
@@ -206,14 +304,14 @@ def _remove_stale_temporaries(target: Path) -> None:
             pass
 
 
-def _roll_back(target: Path, original: bytes, mode, created_backup: Optional[Path]) -> None:
+def _roll_back(target: Path, original: bytes, mode, created: Sequence[Path]) -> None:
     try:
         if target.read_bytes() != original:
             atomic_write(target, original, mode)
     except FileNotFoundError:
         atomic_write(target, original, mode)
-    if created_backup is not None:
-        created_backup.unlink()
+    for copy in created:
+        copy.unlink()
 
 
 def verify_written(target: Path, patched: bytes) -> None:
@@ -305,9 +403,11 @@ def folder_lock(folder: Path):
 # ---------------------------------------------------------------- backups
 
 
-def backups(target: Path) -> List[Path]:
-    """Existing backups of ``target``, oldest first: ``.backup``, ``.backup.1``, ``.backup.2``, ..."""
-    pattern = re.compile(re.escape(target.name + BACKUP_SUFFIX) + r"(?:\.(\d+))?$")
+def backups(target: Path, suffix: str = BACKUP_SUFFIX) -> List[Path]:
+    """Existing backups of ``target``, oldest first: ``.backup``, ``.backup.1``, ``.backup.2``, ...
+
+    (or its copies with another ``suffix``, such as the kept ``.damaged`` files)"""
+    pattern = re.compile(re.escape(target.name + suffix) + r"(?:\.(\d+))?$")
     numbered: List[Tuple[int, Path]] = []
     try:
         names = os.listdir(target.parent)
@@ -325,16 +425,17 @@ def newest_backup(target: Path) -> Optional[Path]:
     return existing[-1] if existing else None
 
 
-def ensure_backup(target: Path, original: bytes) -> Tuple[Path, bool]:
-    """A byte-identical backup of the pristine original; never overwrites another one. Returns (path, created)."""
-    existing = backups(target)
+def ensure_backup(target: Path, original: bytes, suffix: str = BACKUP_SUFFIX) -> Tuple[Path, bool]:
+    """A byte-identical backup of the pristine original (or a copy with another ``suffix``); never overwrites
+    another one. Returns (path, created)."""
+    existing = backups(target, suffix)
     if existing and existing[-1].read_bytes() == original:
         return existing[-1], False
     number = 0
     if existing:
-        last = existing[-1].name[len(target.name + BACKUP_SUFFIX) :]
+        last = existing[-1].name[len(target.name + suffix) :]
         number = int(last[1:] or 0) + 1
-    backup = target.with_name(target.name + BACKUP_SUFFIX + (f".{number}" if number else ""))
+    backup = target.with_name(target.name + suffix + (f".{number}" if number else ""))
     try:
         with _complete_temporary(backup, original, _stat(target)) as temporary:
             os.link(temporary, backup)  # fails rather than overwrite a backup that appeared meanwhile

@@ -14,12 +14,15 @@ from typing import Sequence, TextIO
 from .results import (
     ALREADY_FIXED,
     APPLIED,
+    DAMAGED,
     ERROR,
+    FAILED,
     NOT_APPLICABLE,
     OK,
     PATCHED,
     PENDING,
     PRESENT,
+    REPAIRED,
     RESTORED,
     UNSUPPORTED,
     FileResult,
@@ -28,6 +31,7 @@ from .results import (
 
 STYLES = {
     PATCHED: "bold green",
+    REPAIRED: "bold green",
     APPLIED: "green",
     RESTORED: "green",
     OK: "green",
@@ -37,7 +41,9 @@ STYLES = {
     PENDING: "yellow",
     UNSUPPORTED: "bold red",
     ERROR: "bold red",
+    DAMAGED: "bold red",
 }
+WRITTEN = (PATCHED, REPAIRED)
 
 
 def colour_wanted(stream: TextIO, no_color: bool) -> bool:
@@ -76,12 +82,12 @@ def render_text(
     for note in notes:
         console.print(Text(f"note: {note}", style="yellow"))
     for result in results:
-        if result.status in (ERROR, UNSUPPORTED):
+        if result.status in FAILED:
             console.print(Text(f"{result.status}: {result.path}: {result.message}", style=STYLES[result.status]))
             continue
         if quiet:
             continue
-        shown = "would be patched (dry run)" if dry_run and result.status == PATCHED else result.status
+        shown = f"would be {result.status} (dry run)" if dry_run and result.status in WRITTEN else result.status
         line = Text(f"{result.path}: ")
         line.append(shown, style=STYLES.get(result.status, ""))
         if result.layout:
@@ -101,7 +107,7 @@ def render_text(
                 status = "would apply" if dry_run and fix.status == APPLIED else fix.status
                 table.add_row(fix.name, Text(status, style=STYLES.get(fix.status, "")), fix.reason)
             console.print(table)
-        if result.backup and result.status == PATCHED and not dry_run:
+        if result.backup and result.status in WRITTEN and not dry_run:
             console.print(Text(f"  backup: {result.backup}", style="dim"))
     console.print(Text(summary_line(results, command, config_source, dry_run), style="bold"))
 
@@ -117,7 +123,7 @@ def summary_line(results: Sequence[FileResult], command: str, config_source: str
     apply_next = "run again without --dry-run to write it" if dry_run else "undo with `fix-memory-leaks restore`"
     nudge = {
         "check": "run `fix-memory-leaks apply` to patch" if counts.get(PENDING) else "",
-        "apply": apply_next if counts.get(PATCHED) else "",
+        "apply": apply_next if any(counts.get(status) for status in WRITTEN) else "",
     }.get(command, "")
     return f"{command}: {text}" + (f". {nudge}" if nudge else "")
 
@@ -136,7 +142,7 @@ def render_github(results: Sequence[FileResult], stream: TextIO = None) -> None:
     stream = stream or sys.stdout
     for result in results:
         path = _escape_property(result.path)
-        if result.status in (ERROR, UNSUPPORTED):
+        if result.status in FAILED:
             stream.write(f"::error file={path},title=fix-memory-leaks {result.status}::{_escape(result.message)}\n")
             continue
         for fix in result.fixes:

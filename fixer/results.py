@@ -11,10 +11,13 @@ PATCHED, ALREADY_FIXED, NOT_APPLICABLE, UNSUPPORTED, ERROR = (
     "patched", "already-fixed", "not-applicable", "unsupported", "error",
 )
 OK, PENDING, RESTORED = "ok", "pending", "restored"
+# A handler claude-mpm's own fix_memory_leaks.py broke is damaged (an error) for check, and for apply when
+# it cannot be rebuilt; apply rebuilds it from the pristine original that script left: repaired.
+DAMAGED, REPAIRED = "damaged", "repaired"
 # Fix statuses (plus PENDING and NOT_APPLICABLE above).
 APPLIED, PRESENT = "applied", "present"
 
-FAILED = (UNSUPPORTED, ERROR)
+FAILED = (UNSUPPORTED, ERROR, DAMAGED)
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,7 @@ def summary(results: Sequence[FileResult]) -> Dict[str, int]:
 
 
 def exit_code(command: str, results: Sequence[FileResult]) -> int:
-    """0 done or nothing to do; 1 (check only) fixes pending; 2 any error or unrecognised file."""
+    """0 done or nothing to do; 1 (check only) fixes pending; 2 any error, unrecognised or damaged file."""
     if any(result.status in FAILED for result in results):
         return 2
     if command == "check" and any(result.status == PENDING for result in results):

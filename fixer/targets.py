@@ -47,6 +47,16 @@ def _walk(root: Path):
             yield Path(folder) / HANDLER_PARTS[-1]
 
 
+def claude_mpm_version(handler: Path) -> Optional[str]:
+    """The claude-mpm release installed around ``handler``, from the nearest ``claude_mpm-*.dist-info`` folder
+    up the tree (None when there is none: a source checkout, or a bare copy of the file)."""
+    for folder in Path(os.path.realpath(handler)).parents:
+        found = sorted(folder.glob("claude_mpm-*.dist-info"))
+        if found:
+            return found[-1].name[len("claude_mpm-") : -len(".dist-info")]
+    return None
+
+
 FIND_PACKAGE = (
     "import importlib.util, sys; s = importlib.util.find_spec('claude_mpm'); "
     "sys.exit(3) if s is None else print(list(s.submodule_search_locations)[0])"

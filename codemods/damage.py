@@ -1,0 +1,198 @@
+"""Tell a handler damaged by claude-mpm's own ``scripts/fix_memory_leaks.py`` apart from upstream's fix.
+
+That script pastes a pool class, the singleton globals, limit attributes and a cleanup method into
+the handler without looking at what the module defines. Its output carries ``_global_handler`` like
+claude-mpm 3.9.4+ (upstream's shipped fix, to be left alone), but does not hang together: names the
+module never defines, a cleanup nobody calls that reads attributes nobody sets; on 3.5+ it does not
+even parse. Upstream's fix has none of that, so the two are told apart by structure, never by
+version. Standard library ``ast`` only: ``check`` runs this.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import re
+from typing import FrozenSet, Iterator, List, Optional, Sequence
+
+from .shape import CLEANUP_METHOD, HANDLER_CLASS, POOL_ATTRIBUTE, POOL_CLASS, Shape, inspect, read_marks
+from .shape import UnsupportedShape, _module_bindings, _self_assignments, _top_level
+
+SCRIPT = "claude-mpm's fix_memory_leaks.py"
+SINGLETON_GLOBALS = ("_global_handler", "_handler_lock")
+# What the script takes out of __init__ (replacing it with its pool) while the methods still read it.
+REMOVED_FROM_INIT = "sio_client"
+_BUILTINS = frozenset(dir(builtins)) | {"__file__"}
+# Module-level lines the script writes (with the handler class it writes them next to).
+_SCRIPT_LINES = tuple(
+    re.compile(rf"^{line}".encode(), re.MULTILINE)
+    for line in (rf"class {POOL_CLASS}\b", rf"class {HANDLER_CLASS}\b", *(rf"{name}\s*=" for name in SINGLETON_GLOBALS))
+)
+# The two __init__ lines the script replaces: a text replacement rewrites every other copy of them too.
+_REPLACED_LINES = re.compile(rb"^([ \t]*)self\.sio_client = None\r?\n\1self\.sio_connected = False\b", re.MULTILINE)
+_CODE_LINE = re.compile(rb"^[ \t\f]*[^ \t\f\r\n#].*$", re.MULTILINE)  # neither blank nor only a comment
+_LISTED = 4  # names shown per symptom; the rest is counted
+
+
+class ScriptDamage(Exception):
+    """The handler was edited by claude-mpm's fix_memory_leaks.py: broken, and not upstream's fix."""
+
+    def __init__(self, symptoms: Sequence[str]) -> None:
+        super().__init__("; ".join(symptoms))
+        self.symptoms = tuple(symptoms)
+
+
+def inspect_refusing_damage(source: bytes) -> Shape:
+    """``shape.inspect``, but the script's damage raises ScriptDamage instead of passing for upstream's fix."""
+    try:
+        shape = inspect(source)
+    except SyntaxError as error:
+        if _defines_script_additions(source):
+            raise ScriptDamage([f"does not parse: line {error.lineno}: {error.msg}"]) from None
+        raise
+    if shape.upstream_fixed:
+        symptoms = damage_symptoms(ast.parse(source))
+        if symptoms:
+            raise ScriptDamage(symptoms)
+    return shape
+
+
+def damage_symptoms(tree: ast.Module) -> List[str]:
+    """What is broken in a module that carries the singleton globals: empty for upstream's consistent fix."""
+    handler = _top_level(tree, ast.ClassDef, HANDLER_CLASS)
+    methods = {node.name: node for node in handler.body if isinstance(node, ast.FunctionDef)}
+    module_names, _ = _module_bindings(tree)
+    symptoms = []
+    undefined = sorted(set().union(*(_unbound_names(node, module_names) for node in _script_code(tree, methods))))
+    if undefined:
+        symptoms.append(f"undefined names {_listed(undefined)}")
+    cleanup = methods.get(CLEANUP_METHOD)
+    if cleanup is not None:
+        unset = sorted(_attributes_read(cleanup) - _class_attributes(handler))
+        if unset:
+            symptoms.append(f"{CLEANUP_METHOD}() reads attributes never set ({_listed(unset)})")
+        if not any(_calls(node, CLEANUP_METHOD) for node in ast.walk(tree)):
+            symptoms.append(f"{CLEANUP_METHOD}() is never called")
+    init_sets = {attr for attr, _ in _self_assignments(methods["__init__"])}
+    took_out = POOL_ATTRIBUTE in init_sets and REMOVED_FROM_INIT not in init_sets
+    if took_out and REMOVED_FROM_INIT in _attributes_read(handler):
+        symptoms.append(f"self.{REMOVED_FROM_INIT} is read but no longer set in __init__")
+    return symptoms
+
+
+def _listed(names: Sequence[str]) -> str:
+    shown = ", ".join(names[:_LISTED])
+    return shown + (f" and {len(names) - _LISTED} more" if len(names) > _LISTED else "")
+
+
+def original_of(damaged: bytes, candidate: bytes) -> Optional[Shape]:
+    """The shape of ``candidate`` if it is the pristine handler the script turned into ``damaged``, else None.
+
+    It must be a known pre-fix layout with nothing of any fix in it, and every statement of it except
+    those the script rewrites (``__init__``, ``main()``, a method holding ``__init__``'s two Socket.IO lines)
+    must still be in ``damaged`` word for word, and end where it ended: the original of another release,
+    or a file edited since, is not."""
+    try:
+        shape = inspect(candidate)
+    except (SyntaxError, ValueError, UnsupportedShape):
+        return None
+    if shape.upstream_fixed or shape.marks or POOL_CLASS in shape.module_names:
+        return None
+    if not all(_still_whole_in(damaged, segment) for segment in _kept_segments(candidate)):
+        return None
+    return shape
+
+
+def _defines_script_additions(source: bytes) -> bool:
+    """Whether a file that does not parse (so has no tree, wherever it broke) defines at module level, as
+    lines at column 0, the script's pool class and globals next to the handler class, with none of our marks."""
+    if read_marks(source.decode("utf-8", errors="replace")):
+        return False
+    return all(line.search(source) for line in _SCRIPT_LINES)
+
+
+def _script_code(tree: ast.Module, methods) -> Iterator[ast.AST]:
+    """The statements the script writes: its pool class, the singleton globals, ``__init__`` and the cleanup."""
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == POOL_CLASS:
+            yield node
+        elif isinstance(node, ast.Assign) and any(getattr(t, "id", None) in SINGLETON_GLOBALS for t in node.targets):
+            yield node
+    yield from (methods[name] for name in ("__init__", CLEANUP_METHOD) if name in methods)
+
+
+def _unbound_names(node: ast.AST, module_names) -> FrozenSet[str]:
+    """Names ``node`` reads that neither it, the module nor the builtins bind."""
+    read, bound = set(), set()
+    for child in ast.walk(node):
+        if isinstance(child, ast.Name):
+            (read if isinstance(child.ctx, ast.Load) else bound).add(child.id)
+        elif isinstance(child, ast.arg):
+            bound.add(child.arg)
+        elif isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(child.name)
+        elif isinstance(child, (ast.Import, ast.ImportFrom)):
+            bound.update((alias.asname or alias.name).split(".")[0] for alias in child.names)
+        elif isinstance(child, ast.ExceptHandler) and child.name:
+            bound.add(child.name)
+    return frozenset(read - bound - set(module_names) - _BUILTINS)
+
+
+def _attributes_read(node: ast.AST) -> FrozenSet[str]:
+    return frozenset(
+        child.attr
+        for child in ast.walk(node)
+        if isinstance(child, ast.Attribute) and isinstance(child.ctx, ast.Load)
+        and isinstance(child.value, ast.Name) and child.value.id == "self"
+    )
+
+
+def _class_attributes(handler: ast.ClassDef) -> FrozenSet[str]:
+    """Everything ``self.NAME`` can find: attributes any method sets, methods, class-level names."""
+    names = set()
+    for node in handler.body:
+        if isinstance(node, ast.FunctionDef):
+            names.add(node.name)
+            names.update(attr for attr, _ in _self_assignments(node))
+        elif isinstance(node, ast.Assign):
+            names.update(target.id for target in node.targets if isinstance(target, ast.Name))
+    return frozenset(names)
+
+
+def _calls(node: ast.AST, method: str) -> bool:
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == method
+
+
+def _kept_segments(source: bytes) -> Iterator[bytes]:
+    """The exact text of each top-level statement and handler member the script leaves as it is."""
+    lines = source.splitlines(keepends=True)
+    tree = ast.parse(source)
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == HANDLER_CLASS:
+            members = [member for member in node.body if getattr(member, "name", None) != "__init__"]
+        elif isinstance(node, ast.FunctionDef) and node.name == "main":
+            continue
+        else:
+            members = [node]
+        for member in members:
+            start = min([member.lineno] + [decorator.lineno for decorator in getattr(member, "decorator_list", [])])
+            segment = b"".join(lines[start - 1 : member.end_lineno])
+            if not _REPLACED_LINES.search(segment):
+                yield segment
+
+
+def _still_whole_in(damaged: bytes, segment: bytes) -> bool:
+    """``segment`` occurs in ``damaged`` as a whole statement: the next line of code after it is not indented
+    deeper than its first line (so it was not extended, as a later release's longer method would be)."""
+    indent = _indent_width(segment)
+    start = damaged.find(segment)
+    while start != -1:
+        following = _CODE_LINE.search(damaged, start + len(segment))
+        if following is None or _indent_width(following.group(0)) <= indent:
+            return True
+        start = damaged.find(segment, start + 1)
+    return False
+
+
+def _indent_width(line: bytes) -> int:
+    return len(line) - len(line.lstrip(b" \t\f"))
