@@ -175,7 +175,7 @@ def _apply_status(outcome: Outcome, fixes: Sequence[FixResult]) -> str:
     return NOT_APPLICABLE
 
 
-def write_patch(target: Path, original: bytes, patched: bytes, ours: bool) -> Optional[str]:
+def write_patch(target: Path, original: bytes, patched: bytes, ours: bool) -> str:
     """Back up, replace atomically, verify; on any failure put the original back and raise FileError."""
     mode = _stat(target)
     if target.read_bytes() != original:  # compare-and-swap: someone else wrote it since we read it
@@ -192,7 +192,7 @@ def write_patch(target: Path, original: bytes, patched: bytes, ours: bool) -> Op
         if isinstance(error, (OSError, VerificationError)):
             raise FileError(f"{_describe(error)}; the original is back in place") from None
         raise
-    return str(backup) if backup else None
+    return str(backup)
 
 
 def _remove_stale_temporaries(target: Path) -> None:

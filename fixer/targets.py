@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional
 
 HANDLER_PARTS = ("hooks", "claude_hooks", "hook_handler.py")
 SKIPPED_FOLDERS = {".git", "__pycache__", "node_modules", ".tox", ".mypy_cache", ".pytest_cache"}
@@ -34,7 +34,7 @@ def find_handlers(paths: Iterable[str]) -> List[Path]:
             raise TargetError(f"{raw}: not a file or folder (a broken link?)")
         else:
             raise TargetError(f"{raw}: no such file or folder")
-    unique = {}
+    unique: Dict[str, Path] = {}  # real path -> the path as found
     for path in found:
         unique.setdefault(os.path.realpath(path), path)
     return list(unique.values())

@@ -333,6 +333,9 @@ def test_upstream_fixed_file_is_left_alone():
     assert {plan.reason for plan in outcome.plans.values()} == {UPSTREAM_REASON}
 
 
+ONE_LINE_MAIN = PLAIN_HANDLER.split("def main():")[0] + "def main(): handler = ClaudeHookHandler(); handler.handle()\n"
+
+
 @pytest.mark.parametrize(
     "source, missing",
     [
@@ -341,6 +344,8 @@ def test_upstream_fixed_file_is_left_alone():
         (PLAIN_HANDLER.replace("def main():", "def start():"), "no top-level main()"),
         (PLAIN_HANDLER.replace("handler = ClaudeHookHandler()", "handler = make()"), "main() does not create"),
         (SOCKETIO_HANDLER.replace("port = int(", "where = int(").replace("{port}", "{where}"), "sets no `port`"),
+        (SOCKETIO_HANDLER.replace("        port = int(", "        if True: port = int("), "sets no `port`"),
+        (ONE_LINE_MAIN, "main has its whole body on one line"),
     ],
 )
 def test_unknown_shapes_are_refused_with_what_was_missing(source, missing):
