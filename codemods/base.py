@@ -65,7 +65,7 @@ def is_handler_class(node: cst.ClassDef) -> bool:
     return node.name.value == HANDLER_CLASS
 
 
-def block_statements(node: Union[cst.ClassDef, cst.FunctionDef]) -> List[cst.BaseStatement]:
+def block_statements(node: cst.ClassDef | cst.FunctionDef) -> List[cst.BaseStatement]:
     """The statements of a class or function body; a one-line body (``def f(): pass``) is not a shape we patch."""
     if not isinstance(node.body, cst.IndentedBlock):
         raise UnsupportedShape(f"{node.name.value} has its whole body on one line")
@@ -84,7 +84,10 @@ def with_class_body(classdef: cst.ClassDef, body: Sequence[cst.BaseStatement]) -
 
 
 def replace_method(classdef: cst.ClassDef, name: str, replacement: cst.FunctionDef) -> cst.ClassDef:
-    body = [replacement if isinstance(s, cst.FunctionDef) and s.name.value == name else s for s in block_statements(classdef)]
+    body = [
+        replacement if isinstance(s, cst.FunctionDef) and s.name.value == name else s
+        for s in block_statements(classdef)
+    ]
     return with_class_body(classdef, body)
 
 
@@ -147,13 +150,15 @@ def insert_before(
     return module.with_changes(body=body)
 
 
-def defines(kind: Union[type[cst.ClassDef], type[cst.FunctionDef]], name: str) -> Callable[[Statement], bool]:
+def defines(kind: type[cst.ClassDef] | type[cst.FunctionDef], name: str) -> Callable[[Statement], bool]:
     """A predicate for ``insert_before``: the top-level class or function called ``name``."""
     return lambda statement: isinstance(statement, kind) and statement.name.value == name
 
 
 def _is_import(statement: Statement) -> bool:
-    return isinstance(statement, cst.SimpleStatementLine) and isinstance(statement.body[0], (cst.Import, cst.ImportFrom))
+    return isinstance(statement, cst.SimpleStatementLine) and isinstance(
+        statement.body[0], (cst.Import, cst.ImportFrom)
+    )
 
 
 def add_import(module: cst.Module, statement: Statement) -> cst.Module:

@@ -13,7 +13,7 @@ import os
 import re
 import tempfile
 import tokenize
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
@@ -200,10 +200,8 @@ def _remove_stale_temporaries(target: Path) -> None:
 
     Only called under the folder lock: no live run of ours can own one now."""
     for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
-        try:
+        with suppress(OSError):
             stale.unlink()
-        except OSError:
-            pass
 
 
 def _roll_back(target: Path, original: bytes, mode, created_backup: Optional[Path]) -> None:
@@ -260,10 +258,8 @@ def _complete_temporary(final: Path, data: bytes, mode):
             os.fsync(handle.fileno())
         os.chmod(temporary, permissions)
         if hasattr(os, "chown") and (uid, gid) != (os.getuid(), os.getgid()):
-            try:
+            with suppress(PermissionError):
                 os.chown(temporary, uid, gid)
-            except PermissionError:
-                pass
         yield temporary
     finally:
         if os.path.exists(temporary):

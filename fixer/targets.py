@@ -61,7 +61,7 @@ def installed_claude_mpm(python: Optional[str] = None) -> Path:
         spec = importlib.util.find_spec("claude_mpm")
         if spec is None or not spec.submodule_search_locations:
             raise TargetError(f"{sys.executable}: claude-mpm is not installed for this Python (pip install claude-mpm)")
-        return Path(list(spec.submodule_search_locations)[0])
+        return Path(next(iter(spec.submodule_search_locations)))
     import subprocess  # only for --python: the other paths start no process
 
     interpreter = python

@@ -2,6 +2,7 @@
 
 import textwrap
 import types
+from typing import ClassVar
 
 import pytest
 
@@ -224,7 +225,7 @@ def test_connection_pool_adds_its_class_once_before_the_handler():
 class FakeClient:
     """Stands in for socketio.Client: records connects and disconnects."""
 
-    made = []
+    made: ClassVar[list] = []
 
     def __init__(self, **options):
         self.connected = False
@@ -337,7 +338,7 @@ ONE_LINE_MAIN = PLAIN_HANDLER.split("def main():")[0] + "def main(): handler = C
 
 
 @pytest.mark.parametrize(
-    "source, missing",
+    ("source", "missing"),
     [
         ("def main():\n    pass\n", "no class ClaudeHookHandler"),
         (PLAIN_HANDLER.replace("    def handle(self):", "    def other(self):"), "no handle() method"),
