@@ -132,12 +132,8 @@ def run_action(inputs: Mapping[str, str], runner_temp: Path, workspace: Path) ->
     return results
 
 
-def test_action_gates_then_patches_a_real_claude_mpm_install(tmp_path):
+def test_action_gates_then_patches_a_real_claude_mpm_install(tmp_path, releases):
     """check fails with one annotation per fix, apply patches, check passes; a bad mode is refused."""
-    try:
-        corpus.fetch_all(["3.8.1"])
-    except corpus.CorpusUnavailable as error:
-        pytest.skip(str(error))
     venv.create(tmp_path / "venv", with_pip=True)
     python = tmp_path / "venv" / "bin" / "python"
     original = _pip_install(python, "3.8.1")
