@@ -55,7 +55,11 @@ def handler_tree(root: Path, count: int) -> list:
 
 
 def imports_of_help() -> set:
-    probe = "import sys, runpy; sys.argv = ['fix-memory-leaks', '--help']\ntry:\n    runpy.run_module('fixer', run_name='__main__')\nexcept SystemExit:\n    pass\nprint(' '.join(m for m in ('libcst', 'yaml', 'rich') if m in sys.modules), file=sys.stderr)"
+    probe = (
+        "import sys, runpy; sys.argv = ['fix-memory-leaks', '--help']\n"
+        "try:\n    runpy.run_module('fixer', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+        "print(' '.join(m for m in ('libcst', 'yaml', 'rich') if m in sys.modules), file=sys.stderr)"
+    )
     run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     return set(run.stderr.split())
 
@@ -72,7 +76,7 @@ def main(argv=None) -> int:
     for path in (single, patched):
         path.parent.mkdir(parents=True)
         path.write_bytes(pristine)
-    subprocess.run(TOOL + ["apply", str(patched)], check=True, capture_output=True)
+    subprocess.run([*TOOL, "apply", str(patched)], check=True, capture_output=True)
 
     def reset_single():
         single.write_bytes(pristine)
@@ -98,9 +102,9 @@ def main(argv=None) -> int:
     folder_runs, singles_runs = [], []
     for _ in range(max(3, args.runs // 2)):
         paths = handler_tree(folder, FOLDER_SIZE)
-        folder_runs.append(timed(TOOL + ["apply", str(folder)]))
+        folder_runs.append(timed([*TOOL, "apply", str(folder)]))
         paths = handler_tree(folder, FOLDER_SIZE)
-        singles_runs.append(sum(timed(TOOL + ["apply", str(path)]) for path in paths))
+        singles_runs.append(sum(timed([*TOOL, "apply", str(path)]) for path in paths))
     folder_time, singles_time = statistics.median(folder_runs), statistics.median(singles_runs)
 
     targets = {"apply --dry-run": 1.35, "apply": 1.45, "check (already patched)": 0.5}
@@ -117,7 +121,8 @@ def main(argv=None) -> int:
     print(f"{'40 single apply runs, summed':50s} {singles_time:8.3f}")
     print(f"{'folder / singles':50s} {ratio:8.2f} {'x':>8s} {'<= 0.3':>8s}{'  ok' if ratio <= 0.3 else '  MISSED'}")
     loaded = imports_of_help()
-    print(f"--help imports libcst or yaml: {'yes: ' + ', '.join(sorted(loaded & {'libcst', 'yaml'})) if loaded & {'libcst', 'yaml'} else 'no'}")
+    heavy = sorted(loaded & {"libcst", "yaml"})
+    print(f"--help imports libcst or yaml: {'yes: ' + ', '.join(heavy) if heavy else 'no'}")
     shutil.rmtree(work)
     return 0
 

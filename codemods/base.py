@@ -8,12 +8,15 @@ fix itself): the handler's methods are edited in ``leave_ClassDef``, ``main()`` 
 
 from __future__ import annotations
 
-from typing import ClassVar, FrozenSet, List, Optional, Sequence
+from typing import Callable, ClassVar, FrozenSet, List, Optional, Sequence, Union
 
 import libcst as cst
 
 from .settings import Settings
-from .shape import HANDLER_CLASS, IMPORT_STEP, MARK_PREFIX, Shape
+from .shape import HANDLER_CLASS, IMPORT_STEP, MARK_PREFIX, Shape, UnsupportedShape
+
+# A statement that can carry comments and blank lines above it (``leading_lines``): what a module body holds.
+Statement = Union[cst.SimpleStatementLine, cst.BaseCompoundStatement]
 
 
 def mark(fix: str, note: str = "") -> str:
@@ -41,7 +44,7 @@ class FixTransformer(cst.CSTTransformer):
         super().on_visit(node)
         return isinstance(node, cst.Module)
 
-    def statements(self, code: str) -> List[cst.BaseStatement]:
+    def statements(self, code: str) -> List[Statement]:
         """Parse a snippet written with 4-space indents in the module's own indentation and newlines."""
         lines = []
         for line in code.strip("\n").split("\n"):
@@ -53,7 +56,7 @@ class FixTransformer(cst.CSTTransformer):
         body[0] = body[0].with_changes(leading_lines=[*parsed.header, *body[0].leading_lines])
         return body
 
-    def statement(self, code: str) -> cst.BaseStatement:
+    def statement(self, code: str) -> Statement:
         (only,) = self.statements(code)
         return only
 
@@ -70,8 +73,15 @@ def is_handler_class(node: cst.ClassDef) -> bool:
     return node.name.value == HANDLER_CLASS
 
 
-def find_method(classdef: cst.ClassDef, name: str):
-    for statement in classdef.body.body:
+def block_statements(node: cst.ClassDef | cst.FunctionDef) -> List[cst.BaseStatement]:
+    """The statements of a class or function body; a one-line body (``def f(): pass``) is not a shape we patch."""
+    if not isinstance(node.body, cst.IndentedBlock):
+        raise UnsupportedShape(f"{node.name.value} has its whole body on one line")
+    return list(node.body.body)
+
+
+def find_method(classdef: cst.ClassDef, name: str) -> Optional[cst.FunctionDef]:
+    for statement in block_statements(classdef):
         if isinstance(statement, cst.FunctionDef) and statement.name.value == name:
             return statement
     return None
@@ -83,14 +93,15 @@ def with_class_body(classdef: cst.ClassDef, body: Sequence[cst.BaseStatement]) -
 
 def replace_method(classdef: cst.ClassDef, name: str, replacement: cst.FunctionDef) -> cst.ClassDef:
     body = [
-        replacement if isinstance(s, cst.FunctionDef) and s.name.value == name else s for s in classdef.body.body
+        replacement if isinstance(s, cst.FunctionDef) and s.name.value == name else s
+        for s in block_statements(classdef)
     ]
     return with_class_body(classdef, body)
 
 
-def insert_method_after(classdef: cst.ClassDef, after: Optional[str], method: cst.BaseStatement) -> cst.ClassDef:
+def insert_method_after(classdef: cst.ClassDef, after: Optional[str], method: Statement) -> cst.ClassDef:
     """Put ``method`` right after method ``after`` (at the end of the class if None or absent)."""
-    body = list(classdef.body.body)
+    body = block_statements(classdef)
     position = len(body)
     for index, statement in enumerate(body):
         if isinstance(statement, cst.FunctionDef) and statement.name.value == after:
@@ -103,6 +114,8 @@ def insert_method_after(classdef: cst.ClassDef, after: Optional[str], method: cs
 def prepend_to_method(classdef: cst.ClassDef, name: str, statements: Sequence[cst.BaseStatement]) -> cst.ClassDef:
     """Insert statements at the start of method ``name`` (see ``prepend_to_body``)."""
     method = find_method(classdef, name)
+    if method is None:
+        raise UnsupportedShape(f"{classdef.name.value} has no {name}() method")
     return replace_method(classdef, name, prepend_to_body(method, statements))
 
 
@@ -123,7 +136,7 @@ def _is_global(statement: cst.BaseStatement) -> bool:
 
 def prepend_to_body(function: cst.FunctionDef, statements: Sequence[cst.BaseStatement]) -> cst.FunctionDef:
     """Insert statements at the start of a function, after its docstring and global declarations."""
-    body = list(function.body.body)
+    body = block_statements(function)
     position = 0
     if body and _is_docstring(body[0]):
         position = 1
@@ -133,7 +146,9 @@ def prepend_to_body(function: cst.FunctionDef, statements: Sequence[cst.BaseStat
     return function.with_changes(body=function.body.with_changes(body=body))
 
 
-def insert_before(module: cst.Module, predicate, statements: Sequence[cst.BaseStatement]) -> cst.Module:
+def insert_before(
+    module: cst.Module, predicate: Callable[[Statement], bool], statements: Sequence[Statement]
+) -> cst.Module:
     """Insert top-level statements, two blank lines first, before the first one matching ``predicate``."""
     body = list(module.body)
     position = next(index for index, statement in enumerate(body) if predicate(statement))
@@ -143,7 +158,7 @@ def insert_before(module: cst.Module, predicate, statements: Sequence[cst.BaseSt
     return module.with_changes(body=body)
 
 
-def defines(kind: type, name: str):
+def defines(kind: type[cst.ClassDef] | type[cst.FunctionDef], name: str) -> Callable[[Statement], bool]:
     """A predicate for ``insert_before``: the top-level class or function called ``name``."""
     return lambda statement: isinstance(statement, kind) and statement.name.value == name
 
@@ -172,7 +187,13 @@ def _imported_modules(statement: cst.BaseStatement) -> List[str]:
     ]
 
 
-def add_import(module: cst.Module, statement: cst.BaseStatement) -> cst.Module:
+def _is_import(statement: Statement) -> bool:
+    return isinstance(statement, cst.SimpleStatementLine) and isinstance(
+        statement.body[0], (cst.Import, cst.ImportFrom)
+    )
+
+
+def add_import(module: cst.Module, statement: Statement) -> cst.Module:
     """Add an import after the module's first run of top-level imports, unless it is there already.
 
     Several fixes may need the same module in one run (the pool and the singleton both use
@@ -180,15 +201,12 @@ def add_import(module: cst.Module, statement: cst.BaseStatement) -> cst.Module:
     body = list(module.body)
     if set(_imported_modules(statement)) <= {name for s in body for name in _imported_modules(s)}:
         return module
-    is_import = lambda s: isinstance(s, cst.SimpleStatementLine) and isinstance(  # noqa: E731
-        s.body[0], (cst.Import, cst.ImportFrom)
-    )
-    first = next((index for index, s in enumerate(body) if is_import(s)), None)
+    first = next((index for index, s in enumerate(body) if _is_import(s)), None)
     if first is None:
         position = 1 if body and _is_docstring(body[0]) else 0
     else:
         position = first
-        while position < len(body) and is_import(body[position]):
+        while position < len(body) and _is_import(body[position]):
             position += 1
     body.insert(position, statement)
     return module.with_changes(body=body)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from string import Template
+from typing import Optional
 
 import libcst as cst
 
 from .base import (
     FixTransformer,
+    block_statements,
     defines,
     insert_before,
     is_handler_class,
@@ -16,7 +18,7 @@ from .base import (
     replace_statement,
     with_class_body,
 )
-from .shape import HANDLER_CLASS, POOL_CLASS, POOL_REVISION
+from .shape import HANDLER_CLASS, POOL_CLASS, POOL_REVISION, UnsupportedShape
 
 POOL_CLASS_CODE = Template('''
 $mark
@@ -157,7 +159,7 @@ class _FindPortStatement(cst.CSTVisitor):
     """The first ``port = ...`` statement of a method: the pool must connect where the handler did."""
 
     def __init__(self) -> None:
-        self.found = None
+        self.found: Optional[cst.SimpleStatementLine] = None
 
     def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> bool:
         if self.found is None and any(
@@ -183,7 +185,7 @@ class ConnectionPoolFix(FixTransformer):
             builders = (*self.shape.client_builders, *self.shape.synced_getters)
             body = [
                 self._pooled(s) if isinstance(s, cst.FunctionDef) and s.name.value in builders else s
-                for s in updated_node.body.body
+                for s in block_statements(updated_node)
             ]
             updated_node = with_class_body(updated_node, body)
         if "pool-attribute" in self.steps:
@@ -197,8 +199,8 @@ class ConnectionPoolFix(FixTransformer):
         """A method that built a socketio.Client, rewritten to take its client from the pool."""
         port = _FindPortStatement()
         method.visit(port)
-        if port.found is None:  # shape.inspect refuses such a builder; this guards the invariant
-            raise ValueError(f"{method.name.value}() sets no port")
+        if port.found is None:  # the shape saw a `port = ...` that is not a plain statement of its own
+            raise UnsupportedShape(f"{HANDLER_CLASS}.{method.name.value}() builds a socketio.Client but sets no `port`")
         port_code = cst.Module(body=[]).code_for_node(port.found.with_changes(leading_lines=[])).strip()
         code = CLIENT_GETTER_CODE.substitute(
             mark=mark(self.NAME, "clients come from the shared pool"), port_statement=port_code

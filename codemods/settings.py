@@ -17,4 +17,5 @@ class Settings:
 
     def limit(self, constant: str) -> int:
         """The value of a limit constant such as ``MAX_PROMPT_TRACKING``."""
-        return getattr(self, constant.lower())
+        value: int = getattr(self, constant.lower())
+        return value

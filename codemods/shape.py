@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass
-from typing import Dict, FrozenSet, Optional, Tuple
+from typing import Dict, FrozenSet, Optional, Tuple, TypeVar
 
 HANDLER_CLASS = "ClaudeHookHandler"
 POOL_CLASS = "SocketIOConnectionPool"
@@ -204,7 +204,10 @@ def _stores_pooled_client(function: ast.FunctionDef) -> bool:
     )
 
 
-def _top_level(tree: ast.Module, kind: type, name: str) -> Optional[ast.AST]:
+_Definition = TypeVar("_Definition", ast.ClassDef, ast.FunctionDef)
+
+
+def _top_level(tree: ast.Module, kind: type[_Definition], name: str) -> Optional[_Definition]:
     for node in tree.body:
         if isinstance(node, kind) and node.name == name:
             return node

@@ -66,7 +66,7 @@ class SingletonFix(FixTransformer):
     def leave_FunctionDef(self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef) -> cst.FunctionDef:
         if updated_node.name.value != "main" or "main" not in self.steps:
             return updated_node
-        shared = updated_node.visit(_ShareHandler(self))
+        shared = cst.ensure_type(updated_node.visit(_ShareHandler(self)), cst.FunctionDef)
         return prepend_to_body(shared, [self.statement("global _global_handler")])
 
     def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:

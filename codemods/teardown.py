@@ -30,8 +30,9 @@ class TeardownFix(FixTransformer):
     def leave_ClassDef(self, original_node: cst.ClassDef, updated_node: cst.ClassDef) -> cst.ClassDef:
         if not is_handler_class(updated_node) or "del" not in self.steps:
             return updated_node
-        teardown = self.statement(DEL_CODE)
+        teardown = cst.ensure_type(self.statement(DEL_CODE), cst.FunctionDef)
         existing = find_method(updated_node, "__del__")
         if existing is None:
             return insert_method_after(updated_node, None, teardown)
-        return replace_method(updated_node, "__del__", teardown.with_changes(leading_lines=[*existing.leading_lines, *teardown.leading_lines]))
+        leading_lines = [*existing.leading_lines, *teardown.leading_lines]
+        return replace_method(updated_node, "__del__", teardown.with_changes(leading_lines=leading_lines))

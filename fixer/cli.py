@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from contextlib import suppress
 from functools import partial
 from pathlib import Path
 from typing import List, Optional, Sequence
@@ -57,9 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fix-memory-leaks",
         description="Patch claude-mpm's hook handler (hook_handler.py) so long sessions stop leaking memory.",
-        epilog="examples:\n  fix-memory-leaks check --installed          # what is pending in this Python's claude-mpm\n"
-        "  fix-memory-leaks apply --installed\n  fix-memory-leaks COMMAND --help             # examples for each command"
-        "\n\n" + EPILOG,
+        epilog="examples:\n"
+        "  fix-memory-leaks check --installed          # what is pending in this Python's claude-mpm\n"
+        "  fix-memory-leaks apply --installed\n"
+        "  fix-memory-leaks COMMAND --help             # examples for each command\n\n" + EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -297,10 +299,8 @@ def cmd_monitor(args) -> int:
         raise UsageError(f"--interval must be a positive number of seconds, not {args.interval:g}")
     if args.once:
         return print_once(threshold, args.no_color)
-    try:
+    with suppress(KeyboardInterrupt):  # Ctrl+C is how the live view ends
         watch(threshold, args.interval, args.no_color, config.source)
-    except KeyboardInterrupt:
-        pass  # Ctrl+C is how the live view ends
     return 0
 
 

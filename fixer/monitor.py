@@ -129,13 +129,13 @@ def render_plain(samples: Sequence[ProcessSample], threshold_mb: int, with_growt
 
 def rich_view(samples: Sequence[ProcessSample], threshold_mb: int, with_growth: bool, footer: str = ""):
     """The summary (red when a process is above the threshold), the table, then ``footer`` (wrapped, not cut)."""
-    from rich.console import Group
+    from rich.console import Group, RenderableType
     from rich.table import Table
     from rich.text import Text
 
     rows = _rows(samples, threshold_mb, with_growth)
     high = bool(above(samples, threshold_mb))
-    parts = [Text(_summary(samples, threshold_mb), style="bold red" if high else "bold")]
+    parts: List[RenderableType] = [Text(_summary(samples, threshold_mb), style="bold red" if high else "bold")]
     if samples:
         table = Table(expand=True)
         numeric = {"PID", "RSS_MB", "GROWTH_MB"}
@@ -152,7 +152,7 @@ def rich_view(samples: Sequence[ProcessSample], threshold_mb: int, with_growth: 
     return Group(*parts)
 
 
-def print_once(threshold_mb: int, no_color: bool, stream: TextIO = None) -> int:
+def print_once(threshold_mb: int, no_color: bool, stream: Optional[TextIO] = None) -> int:
     """One reading: a rich table on a terminal, plain columns otherwise; 1 when a process is above the threshold."""
     from .report import console_for
 
@@ -165,7 +165,7 @@ def print_once(threshold_mb: int, no_color: bool, stream: TextIO = None) -> int:
     return 1 if above(samples, threshold_mb) else 0
 
 
-def watch(threshold_mb: int, interval: float, no_color: bool, config_source: str, stream: TextIO = None) -> None:
+def watch(threshold_mb: int, interval: float, no_color: bool, config_source: str, stream: Optional[TextIO] = None) -> None:
     """Until Ctrl+C: a live table on a terminal; otherwise a timestamped plain reading per interval (a log)."""
     from .report import console_for
 

@@ -14,7 +14,7 @@ import os
 import re
 import tempfile
 import tokenize
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
@@ -250,7 +250,7 @@ def _apply_status(outcome: Outcome, fixes: Sequence[FixResult]) -> str:
     return NOT_APPLICABLE
 
 
-def write_patch(target: Path, original: bytes, patched: bytes, ours: bool) -> Optional[str]:
+def write_patch(target: Path, original: bytes, patched: bytes, ours: bool) -> str:
     """Back up, replace atomically, verify; on any failure put the original back and raise FileError."""
     # A partial patch of ours already has its pristine original saved; if that backup is gone, save what we have.
     existing = newest_backup(target) if ours else None
@@ -298,10 +298,8 @@ def _remove_stale_temporaries(target: Path) -> None:
 
     Only called under the folder lock: no live run of ours can own one now."""
     for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
-        try:
+        with suppress(OSError):
             stale.unlink()
-        except OSError:
-            pass
 
 
 def _roll_back(target: Path, original: bytes, mode, created: Sequence[Path]) -> None:
@@ -358,10 +356,8 @@ def _complete_temporary(final: Path, data: bytes, mode):
             os.fsync(handle.fileno())
         os.chmod(temporary, permissions)
         if hasattr(os, "chown") and (uid, gid) != (os.getuid(), os.getgid()):
-            try:
+            with suppress(PermissionError):
                 os.chown(temporary, uid, gid)
-            except PermissionError:
-                pass
         yield temporary
     finally:
         if os.path.exists(temporary):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Sequence, TextIO
+from typing import Optional, Sequence, TextIO
 
 from .results import (
     ALREADY_FIXED,
@@ -72,7 +72,7 @@ def render_text(
     quiet: bool = False,
     verbose: bool = False,
     no_color: bool = False,
-    stream: TextIO = None,
+    stream: Optional[TextIO] = None,
 ) -> None:
     from rich.table import Table
     from rich.text import Text
@@ -128,7 +128,7 @@ def summary_line(results: Sequence[FileResult], command: str, config_source: str
     return f"{command}: {text}" + (f". {nudge}" if nudge else "")
 
 
-def render_json(results: Sequence[FileResult], config_source: str, stream: TextIO = None) -> None:
+def render_json(results: Sequence[FileResult], config_source: str, stream: Optional[TextIO] = None) -> None:
     document = {
         "files": [result.as_json() for result in results],
         "summary": summary(results),
@@ -137,7 +137,7 @@ def render_json(results: Sequence[FileResult], config_source: str, stream: TextI
     (stream or sys.stdout).write(json.dumps(document, indent=2) + "\n")
 
 
-def render_github(results: Sequence[FileResult], stream: TextIO = None) -> None:
+def render_github(results: Sequence[FileResult], stream: Optional[TextIO] = None) -> None:
     """GitHub Actions workflow commands: one annotation per pending fix, one per failed file."""
     stream = stream or sys.stdout
     for result in results:
@@ -160,7 +160,7 @@ def _escape_property(text: str) -> str:
     return _escape(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def write_diff(diff: str, no_color: bool, stream: TextIO = None) -> None:
+def write_diff(diff: str, no_color: bool, stream: Optional[TextIO] = None) -> None:
     """A unified diff on stdout: coloured on a terminal, byte-for-byte plain otherwise."""
     stream = stream or sys.stdout
     if not colour_wanted(stream, no_color):

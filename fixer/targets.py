@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional
 
 HANDLER_PARTS = ("hooks", "claude_hooks", "hook_handler.py")
 SKIPPED_FOLDERS = {".git", "__pycache__", "node_modules", ".tox", ".mypy_cache", ".pytest_cache"}
@@ -34,7 +34,7 @@ def find_handlers(paths: Iterable[str]) -> List[Path]:
             raise TargetError(f"{raw}: not a file or folder (a broken link?)")
         else:
             raise TargetError(f"{raw}: no such file or folder")
-    unique = {}
+    unique: Dict[str, Path] = {}  # real path -> the path as found
     for path in found:
         unique.setdefault(os.path.realpath(path), path)
     return list(unique.values())
@@ -71,7 +71,7 @@ def installed_claude_mpm(python: Optional[str] = None) -> Path:
         spec = importlib.util.find_spec("claude_mpm")
         if spec is None or not spec.submodule_search_locations:
             raise TargetError(f"{sys.executable}: claude-mpm is not installed for this Python (pip install claude-mpm)")
-        return Path(list(spec.submodule_search_locations)[0])
+        return Path(next(iter(spec.submodule_search_locations)))
     import subprocess  # only for --python: the other paths start no process
 
     interpreter = python

@@ -84,7 +84,7 @@ def test_folder_is_searched_for_handlers(handler, tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    "argv, message",
+    ("argv", "message"),
     [
         (["apply", "{tmp}/nowhere"], "no such file or folder"),
         (["check", "{tmp}"], "no hooks/claude_hooks/hook_handler.py in this folder"),

@@ -113,7 +113,7 @@ def test_apply_json_reports_patched_files_with_their_backup(capsys, real_handler
 
 
 def test_github_annotates_each_pending_fix_on_its_line(capsys, mixed_tree):
-    root, handlers, stranger = mixed_tree
+    root, _, stranger = mixed_tree
     code, out, _ = run(capsys, "check", str(root), "--format", "github")
     _, json_out, _ = run(capsys, "check", str(root), "--format", "json")
     pending = [
@@ -321,7 +321,7 @@ def test_no_color_turns_colour_off_on_a_terminal(real_handler, switch):
 
 
 def test_quiet_prints_only_the_summary_and_errors(capsys, mixed_tree):
-    root, handlers, stranger = mixed_tree
+    root, _, stranger = mixed_tree
     code, out, err = run(capsys, "check", str(root), "--quiet")
     lines = err.splitlines()
     assert code == 2 and out == ""

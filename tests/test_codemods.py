@@ -7,6 +7,7 @@ import textwrap
 import threading
 import time
 import types
+from typing import ClassVar
 
 import pytest
 
@@ -250,9 +251,9 @@ class FakeEngine:
 class FakeClient:
     """Stands in for socketio.Client: records connects, emits and disconnects."""
 
-    made = []
-    refuse = False
-    seconds_per_packet = 0.0
+    made: ClassVar[list] = []
+    refuse: ClassVar[bool] = False
+    seconds_per_packet: ClassVar[float] = 0.0
 
     def __init__(self, **options):
         self.connected = False
@@ -451,14 +452,19 @@ def test_upstream_fixed_file_is_left_alone():
     assert {plan.reason for plan in outcome.plans.values()} == {UPSTREAM_REASON}
 
 
+ONE_LINE_MAIN = PLAIN_HANDLER.split("def main():")[0] + "def main(): handler = ClaudeHookHandler(); handler.handle()\n"
+
+
 @pytest.mark.parametrize(
-    "source, missing",
+    ("source", "missing"),
     [
         ("def main():\n    pass\n", "no class ClaudeHookHandler"),
         (PLAIN_HANDLER.replace("    def handle(self):", "    def other(self):"), "no handle() method"),
         (PLAIN_HANDLER.replace("def main():", "def start():"), "no top-level main()"),
         (PLAIN_HANDLER.replace("handler = ClaudeHookHandler()", "handler = make()"), "main() does not create"),
         (SOCKETIO_HANDLER.replace("port = int(", "where = int(").replace("{port}", "{where}"), "sets no `port`"),
+        (SOCKETIO_HANDLER.replace("        port = int(", "        if True: port = int("), "sets no `port`"),
+        (ONE_LINE_MAIN, "main has its whole body on one line"),
     ],
 )
 def test_unknown_shapes_are_refused_with_what_was_missing(source, missing):

@@ -98,7 +98,7 @@ def test_monitor_threshold_is_read_from_the_config():
 
 
 @pytest.mark.parametrize(
-    "text, expected",
+    ("text", "expected"),
     [
         ("monitor:\n  warn_rss_mb: 0\n", "test:2: 'monitor.warn_rss_mb' must be positive, not 0"),
         ("monitor:\n  warn_rss_mb: lots\n", "test:2: 'monitor.warn_rss_mb' must be a whole number"),

@@ -80,7 +80,7 @@ def table(stdout: str):
 
 
 @pytest.mark.parametrize(
-    "argv, kind",
+    ("argv", "kind"),
     [
         (["python3", "/x/claude_mpm/hooks/claude_hooks/hook_handler.py"], HOOK_HANDLER),
         (["/venv/bin/python3.11", "-u", "-X", "dev", "/x/hook_handler.py", "--debug"], HOOK_HANDLER),
@@ -168,7 +168,7 @@ def test_once_does_not_list_itself(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "argv, expected",
+    ("argv", "expected"),
     [
         (["--threshold-mb", "0"], "--threshold-mb must be positive"),
         (["--interval", "0"], "--interval must be a positive number"),
