@@ -18,7 +18,7 @@ from codemods.damage import ScriptDamage, inspect_refusing_damage, original_of
 from codemods.engine import VerificationError, fix_source
 from fixer import pipeline
 from fixer.cli import main
-from tests import corpus
+from bench import corpus
 from tests.damage import COMPILES, UNEXPECTED_INDENT, damage, natural_kind, run_script
 from tests.helpers import HANDLER_TAIL, make_handler, new_undefined_names, snapshot
 

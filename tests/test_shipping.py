@@ -19,7 +19,7 @@ import yaml
 
 from codemods.engine import fix_source
 from codemods.plan import FIX_NAMES
-from tests import corpus
+from bench import corpus
 from tests.terminal import ROOT
 from tests.test_cli_ci import _pip_install, annotations
 
