@@ -107,7 +107,8 @@ def installed(version: str) -> Path:
         if not done.exists():
             shutil.rmtree(target, ignore_errors=True)
             _run_or_unavailable([sys.executable, "-m", "venv", str(target)], f"python -m venv {target}")
-            _run_or_unavailable([str(python), "-m", "pip", "install", "-q", f"claude-mpm=={version}"], f"pip install claude-mpm=={version}")
+            _run_or_unavailable([str(python), "-m", "pip", "install", "-q", f"claude-mpm=={version}"],
+                                f"pip install claude-mpm=={version}")
             done.touch()
     return python
 
@@ -119,8 +120,8 @@ def websocket_client() -> Path:
         if not (target / "websocket").is_dir():
             staging = target.with_name("websocket-client.part")
             shutil.rmtree(staging, ignore_errors=True)
-            _run_or_unavailable([sys.executable, "-m", "pip", "install", "-q", "--target", str(staging), "websocket-client"],
-                 "pip install --target websocket-client")
+            command = [sys.executable, "-m", "pip", "install", "-q", "--target", str(staging), "websocket-client"]
+            _run_or_unavailable(command, "pip install --target websocket-client")
             staging.replace(target)
     return target
 

@@ -61,7 +61,8 @@ def _reset(handler: Path, original: bytes) -> None:
         backup.unlink()
 
 
-def verify(python: str, cwd: Path, websocket: Optional[Path] = None, output: str = "json") -> subprocess.CompletedProcess:
+def verify(python: str, cwd: Path, websocket: Optional[Path] = None,
+           output: str = "json") -> subprocess.CompletedProcess:
     """``fix-memory-leaks verify --installed`` as a user runs it; ``websocket``: websocket-client's folder."""
     environment = dict(os.environ, NO_COLOR="1")
     environment.pop("PYTHONPATH", None)
