@@ -419,6 +419,7 @@ def run_per_process(python: str, handler: Path, events: int = DEFAULT_EVENTS, co
                     hang_limit: float = HANG_LIMIT_SECONDS, settle: float = SETTLE_SECONDS,
                     progress: Optional[Callable[[int, int], None]] = None) -> PerProcessRun:
     """Run ``python handler`` once per hook event, as ``hook_wrapper.sh`` does, and measure it."""
+    handler = Path(handler).resolve()  # each hook runs in its event's project folder
     sent: Counter = Counter()
     seconds: List[float] = []
     failures: List[str] = []
@@ -520,6 +521,7 @@ def run_long_lived(python: str, handler: Path, events: int = DEFAULT_EVENTS, *,
     The process reports each call on a file of its own (its stdout belongs to the handler);
     no report for ``hang_limit`` seconds means the call hung, and the process is killed.
     """
+    handler = Path(handler).resolve()  # the process runs in a project folder
     with project_folders() as cwds, SocketIOServer() as server, tempfile.TemporaryDirectory() as scratch:
         report = Path(scratch) / "calls.jsonl"
         report.touch()
@@ -679,13 +681,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--cwds", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.long_lived_child:
-        long_lived_child(args.handler.resolve(), args.events, args.report, args.cwds.split(os.pathsep))
+        long_lived_child(args.handler, args.events, args.report, args.cwds.split(os.pathsep))
         return 0
     missing = missing_packages()
     if missing:
         print(json.dumps({"error": f"missing in {sys.executable}: {', '.join(missing)}", "missing": missing}))
         return 2
-    print(json.dumps(verify(args.handler.resolve(), args.events, args.hang_limit, _print_progress)))
+    print(json.dumps(verify(args.handler, args.events, args.hang_limit, _print_progress)))
     return 0
 
 
