@@ -17,7 +17,7 @@ import sys
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, Iterable, Iterator
+from typing import Dict, Iterable, Iterator, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("FIX_MEMORY_LEAKS_CACHE", ROOT / ".cache"))
@@ -107,10 +107,30 @@ def installed(version: str) -> Path:
         if not done.exists():
             shutil.rmtree(target, ignore_errors=True)
             _run_or_unavailable([sys.executable, "-m", "venv", str(target)], f"python -m venv {target}")
-            _run_or_unavailable([str(python), "-m", "pip", "install", "-q", f"claude-mpm=={version}"],
-                                f"pip install claude-mpm=={version}")
+            _run_or_unavailable([str(python), "-m", "pip", "install", "-q", f"claude-mpm=={version}"], f"pip install claude-mpm=={version}")
             done.touch()
     return python
+
+
+@contextlib.contextmanager
+def pristine_install(version: str) -> Iterator[Tuple[Path, Path]]:
+    """(python, hook_handler.py) of the cached real install, its handler the release's own for the
+    time of the block (and again afterwards); the install is locked meanwhile, since callers patch it."""
+    python = installed(version)
+    venv = python.parents[1]
+    installed_handler = next(venv.glob(f"lib/python*/site-packages/{HANDLER_IN_WHEEL}"))
+    with locked(venv.with_name(venv.name + ".handler.lock")):
+        _reset(installed_handler, version)
+        try:
+            yield python, installed_handler
+        finally:
+            _reset(installed_handler, version)
+
+
+def _reset(installed_handler: Path, version: str) -> None:
+    installed_handler.write_bytes(handler(version))
+    for backup in installed_handler.parent.glob(installed_handler.name + ".backup*"):
+        backup.unlink()
 
 
 def websocket_client() -> Path:
@@ -120,8 +140,8 @@ def websocket_client() -> Path:
         if not (target / "websocket").is_dir():
             staging = target.with_name("websocket-client.part")
             shutil.rmtree(staging, ignore_errors=True)
-            command = [sys.executable, "-m", "pip", "install", "-q", "--target", str(staging), "websocket-client"]
-            _run_or_unavailable(command, "pip install --target websocket-client")
+            _run_or_unavailable([sys.executable, "-m", "pip", "install", "-q", "--target", str(staging), "websocket-client"],
+                 "pip install --target websocket-client")
             staging.replace(target)
     return target
 
