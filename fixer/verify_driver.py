@@ -284,7 +284,7 @@ def project_folders(count: int = 3) -> Iterator[List[str]]:
         yield cwds
 
 
-def hook_environment(port: int) -> Dict[str, str]:
+def wrapper_environment(port: int) -> Dict[str, str]:
     """The environment ``hook_wrapper.sh`` gives the handler (the rest, PYTHONPATH included, is ours)."""
     return dict(os.environ, CLAUDE_MPM_SOCKETIO_PORT=str(port), CLAUDE_MPM_HOOK_DEBUG="true")
 
@@ -425,7 +425,7 @@ def run_per_process(python: str, handler: Path, events: int = DEFAULT_EVENTS, co
     failures: List[str] = []
     hung = not_continue = 0
     with project_folders() as cwds, _condition(condition) as (port, server):
-        environment = hook_environment(port)
+        environment = wrapper_environment(port)
         for done, event in enumerate(hook_events(events, cwds), start=1):
             kind = event["hook_event_name"]
             sent[kind] += 1
@@ -528,7 +528,7 @@ def run_long_lived(python: str, handler: Path, events: int = DEFAULT_EVENTS, *,
         command = [python, str(Path(__file__).resolve()), "--long-lived-child", str(handler),
                    "--events", str(events), "--report", str(report), "--cwds", os.pathsep.join(cwds)]
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL, cwd=cwds[0], env=hook_environment(server.port),
+                                   stderr=subprocess.DEVNULL, cwd=cwds[0], env=wrapper_environment(server.port),
                                    start_new_session=True)
         lines: List[dict] = []
         last_news = time.monotonic()
