@@ -212,8 +212,10 @@ def run_driver(python: str, handler: Path, events: int, progress: Optional[Progr
                                    text=True, env=environment)
     except OSError as error:
         raise VerifyError(f"cannot run {python}: {error.strerror or error}") from None
+    assert process.stdout is not None and process.stderr is not None  # both are pipes
+    output, errors = process.stdout, process.stderr
     stdout: List[str] = []
-    reader = threading.Thread(target=lambda: stdout.append(process.stdout.read()), daemon=True)
+    reader = threading.Thread(target=lambda: stdout.append(output.read()), daemon=True)
     reader.start()
     budget = time_budget(events)
     expired = threading.Event()
@@ -226,7 +228,7 @@ def run_driver(python: str, handler: Path, events: int, progress: Optional[Progr
     watchdog.start()
     diagnostics: deque = deque(maxlen=5)
     try:
-        for line in process.stderr:
+        for line in errors:
             if line.startswith(PROGRESS_PREFIX):
                 if progress is not None:
                     step = json.loads(line[len(PROGRESS_PREFIX):])
@@ -238,7 +240,7 @@ def run_driver(python: str, handler: Path, events: int, progress: Optional[Progr
         watchdog.cancel()
     reader.join()
     try:
-        figures = json.loads("".join(stdout))
+        figures: dict = json.loads("".join(stdout))
     except ValueError:
         if expired.is_set():
             raise VerifyError(f"the measuring run in {python} did not finish within {budget:g} s") from None
@@ -288,14 +290,15 @@ def progress_display(stream: TextIO, quiet: bool = False,
 
         yield for_file
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as Bar
 
     from .report import console_for
 
     with Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
              console=console_for(stream, no_color), transient=True) as bar:
         def for_file(path: Path) -> Progress:
-            tasks: Dict[str, object] = {}
+            tasks: Dict[str, TaskID] = {}
 
             def report(stage: str, done: int, total: int) -> None:
                 if stage not in tasks:

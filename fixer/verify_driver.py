@@ -92,7 +92,7 @@ class SocketIOServer:
         self.peak = 0
         self.opened = 0
         self.received: Counter = Counter()
-        self.port: Optional[int] = None
+        self.port = 0  # the real one once started
         self._ready = threading.Event()
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._failure: Optional[BaseException] = None
@@ -213,7 +213,7 @@ class WedgedServer:
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._accepted: List[socket.socket] = []
         self._thread = threading.Thread(target=self._accept, name="wedged-server", daemon=True)
-        self.port: Optional[int] = None
+        self.port = 0  # the real one once started
 
     def __enter__(self) -> "WedgedServer":
         self._listener.bind(("127.0.0.1", 0))
@@ -259,8 +259,8 @@ def hook_events(count: int, cwds: List[str]) -> Iterator[dict]:
         session = f"soak-session-{turn:06d}"
         cwd = cwds[turn % len(cwds)]
         agent = AGENTS[turn % len(AGENTS)]
-        event = {"hook_event_name": kind, "session_id": session, "cwd": cwd,
-                 "transcript_path": f"{cwd}/.claude/{session}.jsonl"}
+        event: Dict[str, object] = {"hook_event_name": kind, "session_id": session, "cwd": cwd,
+                                    "transcript_path": f"{cwd}/.claude/{session}.jsonl"}
         task = {"subagent_type": agent, "description": f"turn {turn}",
                 "prompt": f"Investigate failing test number {turn} and report back."}
         if kind == "UserPromptSubmit":
@@ -301,6 +301,8 @@ def import_handler(path: Path) -> ModuleType:
     afterwards.
     """
     spec = importlib.util.spec_from_file_location(f"verified_hook_handler_{next(_module_ids)}", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{path}: not importable as a Python module")
     module = importlib.util.module_from_spec(spec)
     saved_path = list(sys.path)
     try:
@@ -348,15 +350,14 @@ def observe_handle(module: ModuleType, before: Callable[[object], None], after: 
     """
     base = getattr(module, HANDLER_CLASS)
 
-    class Observed(base):
-        def handle(self):
-            before(self)
-            try:
-                return super().handle()
-            finally:
-                after(self)
+    def handle(self):
+        before(self)
+        try:
+            return base.handle(self)
+        finally:
+            after(self)
 
-    setattr(module, HANDLER_CLASS, Observed)
+    setattr(module, HANDLER_CLASS, type(f"Observed{base.__name__}", (base,), {"handle": handle}))
 
 
 def collection_sizes(handler, names) -> Dict[str, int]:
@@ -559,7 +560,7 @@ def _long_lived_figures(lines: List[dict], events: int, hang_limit: float, finis
                         exited_at: Optional[float], exit_code: Optional[int],
                         server: SocketIOServer) -> LongLivedRun:
     calls = [line for line in lines if "call" in line]
-    done = next((line["done"] for line in lines if "done" in line), {})
+    done: dict = next((line["done"] for line in lines if "done" in line), {})
     failures = [f"call {line['call']} ({line['kind']}): {line['failure']}" for line in calls if line["failure"]]
     peaks: Dict[str, int] = {}
     for line in calls:
@@ -568,12 +569,11 @@ def _long_lived_figures(lines: List[dict], events: int, hang_limit: float, finis
     hung_call = len(calls) + 1 if finished_at is None and exited_at is None else None
     if hung_call is not None:
         failures.append(f"call {hung_call}: hung, killed after {hang_limit:g} s")
-    exited = finished_at is not None and exited_at is not None
+    exit_seconds = None if finished_at is None or exited_at is None else round(exited_at - finished_at, 3)
     started = len(calls) + (hung_call is not None)  # a hung call's event was handed over too
     return LongLivedRun(
-        calls=events, hang_limit=hang_limit, calls_done=len(calls), hung_call=hung_call, exited=exited,
-        exit_code=exit_code,
-        exit_seconds=round(exited_at - finished_at, 3) if exited else None,
+        calls=events, hang_limit=hang_limit, calls_done=len(calls), hung_call=hung_call,
+        exited=exit_seconds is not None, exit_code=exit_code, exit_seconds=exit_seconds,
         replies_not_continue=sum(1 for line in calls if not line["replied"]),
         failures=failures[:FAILURE_EXAMPLES], sent=dict(Counter(TURN[index % len(TURN)] for index in range(started))),
         delivered=dict(server.received_by_type()), connections_opened=server.opened, peak_open=server.peak,
