@@ -147,7 +147,7 @@ class SocketIOServer:
         self.wait_until(lambda: self.open == 0, max(timeout - (time.monotonic() - started), 0.0))
 
     def _serve(self) -> None:
-        import socketio
+        import socketio  # type: ignore[import-untyped]  # python-socketio ships no type information
         from aiohttp import web
 
         loop = asyncio.new_event_loop()
