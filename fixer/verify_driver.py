@@ -535,8 +535,11 @@ def run_long_lived(python: str, handler: Path, events: int = DEFAULT_EVENTS, *,
         last_news = time.monotonic()
         finished_at: Optional[float] = None
         with report.open() as reader:
+            unfinished = ""
             while True:
-                fresh = [json.loads(line) for line in reader.readlines()]
+                running = process.poll() is None  # before reading: what it wrote before exiting is read now
+                *complete, unfinished = (unfinished + reader.read()).split("\n")
+                fresh = [json.loads(line) for line in complete]
                 if fresh:
                     lines += fresh
                     last_news = time.monotonic()
@@ -544,7 +547,7 @@ def run_long_lived(python: str, handler: Path, events: int = DEFAULT_EVENTS, *,
                         progress(sum(1 for line in lines if "call" in line), events)
                     if finished_at is None and "done" in lines[-1]:
                         finished_at = time.monotonic()
-                if process.poll() is not None or time.monotonic() - last_news > hang_limit:
+                if not running or time.monotonic() - last_news > hang_limit:
                     break
                 time.sleep(0.02)
         exited_at = time.monotonic() if process.poll() is not None else None
