@@ -34,7 +34,7 @@ EXAMPLES = {
     "restore": "example:\n  fix-memory-leaks restore --installed        # put the pristine original back",
     "fixes": "example:\n  fix-memory-leaks fixes",
     "init": "example:\n  fix-memory-leaks init                       # writes ./.claude-mpm/memory_config.yaml",
-    "verify": "examples:\n  fix-memory-leaks verify --installed          # run this Python's handler for real, judge it\n"
+    "verify": "examples:\n  fix-memory-leaks verify --installed          # run this Python's handler for real\n"
     "  fix-memory-leaks verify --installed --python ~/.venvs/mpm/bin/python --format json",
     "monitor": "examples:\n  fix-memory-leaks monitor --interval 5        # live view until Ctrl+C\n"
     "  fix-memory-leaks monitor --once --threshold-mb 300 || echo 'a process is above 300 MB'",

@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
@@ -84,7 +84,7 @@ def expected_deliveries(source: bytes, sent: Dict[str, int]) -> Dict[str, int]:
 
 
 def add_expected(figures: dict, source: bytes) -> dict:
-    """The figures, each run that counted deliveries given the ``expected`` ones for the handler ``source``."""
+    """Give each run in ``figures`` (in place) the deliveries the handler ``source`` should have made."""
     runs = [*figures["per_process"].values(), figures["long_lived"]]
     for run in runs:
         run["expected"] = None if run["delivered"] is None else expected_deliveries(source, run["sent"])
@@ -109,8 +109,8 @@ def judge(figures: dict, has_socketio_client: bool,
             reasons.append(f"per process: {run['hung']} of {_count(hooks, 'hook process')} hung {words} "
                            f"(killed after {run['hang_limit']:g} s)")
         if run["replies_not_continue"]:
-            reasons.append(f"per process: {run['replies_not_continue']} of {_count(hooks, 'hook process')} did not reply "
-                           f"continue {words}")
+            reasons.append(f"per process: {run['replies_not_continue']} of {_count(hooks, 'hook process')} "
+                           f"did not reply continue {words}")
         if run["delivered"] is not None and has_socketio_client:
             reasons += _delivery_reasons("per process", run)
             if run["connections_left_open"]:
@@ -212,8 +212,10 @@ def run_driver(python: str, handler: Path, events: int, progress: Optional[Progr
                                    text=True, env=environment)
     except OSError as error:
         raise VerifyError(f"cannot run {python}: {error.strerror or error}") from None
+    assert process.stdout is not None and process.stderr is not None  # both are pipes
+    output, errors = process.stdout, process.stderr
     stdout: List[str] = []
-    reader = threading.Thread(target=lambda: stdout.append(process.stdout.read()), daemon=True)
+    reader = threading.Thread(target=lambda: stdout.append(output.read()), daemon=True)
     reader.start()
     budget = time_budget(events)
     expired = threading.Event()
@@ -226,7 +228,7 @@ def run_driver(python: str, handler: Path, events: int, progress: Optional[Progr
     watchdog.start()
     diagnostics: deque = deque(maxlen=5)
     try:
-        for line in process.stderr:
+        for line in errors:
             if line.startswith(PROGRESS_PREFIX):
                 if progress is not None:
                     step = json.loads(line[len(PROGRESS_PREFIX):])
@@ -238,7 +240,7 @@ def run_driver(python: str, handler: Path, events: int, progress: Optional[Progr
         watchdog.cancel()
     reader.join()
     try:
-        figures = json.loads("".join(stdout))
+        figures: dict = json.loads("".join(stdout))
     except ValueError:
         if expired.is_set():
             raise VerifyError(f"the measuring run in {python} did not finish within {budget:g} s") from None
@@ -288,14 +290,15 @@ def progress_display(stream: TextIO, quiet: bool = False,
 
         yield for_file
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as Bar
 
     from .report import console_for
 
     with Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
              console=console_for(stream, no_color), transient=True) as bar:
         def for_file(path: Path) -> Progress:
-            tasks: Dict[str, object] = {}
+            tasks: Dict[str, TaskID] = {}
 
             def report(stage: str, done: int, total: int) -> None:
                 if stage not in tasks:
@@ -306,11 +309,13 @@ def progress_display(stream: TextIO, quiet: bool = False,
         yield for_file
 
 
+def summary(verifications: Sequence[Verification]) -> Dict[str, int]:
+    return dict(Counter(verification.status for verification in verifications))
+
+
 def render_json(verifications: Sequence[Verification], stream: Optional[TextIO] = None) -> None:
-    summary: Dict[str, int] = {}
-    for verification in verifications:
-        summary[verification.status] = summary.get(verification.status, 0) + 1
-    document = {"files": [verification.as_json() for verification in verifications], "summary": summary}
+    document = {"files": [verification.as_json() for verification in verifications],
+                "summary": summary(verifications)}
     (stream or sys.stdout).write(json.dumps(document, indent=2) + "\n")
 
 
@@ -345,10 +350,7 @@ def render_text(verifications: Sequence[Verification], *, quiet: bool = False, v
         if verbose:
             for example in _failure_examples(figures):
                 console.print(Text(f"    {example}", style="dim"))
-    counts: Dict[str, int] = {}
-    for verification in verifications:
-        counts[verification.status] = counts.get(verification.status, 0) + 1
-    text = ", ".join(f"{count} {status}" for status, count in counts.items()) or "no files"
+    text = ", ".join(f"{count} {status}" for status, count in summary(verifications).items()) or "no files"
     console.print(Text(f"verify: {text} (a hook still running after {HANG_LIMIT_SECONDS:g} s counts as hung)",
                        style="bold"))
 

@@ -92,7 +92,7 @@ class SocketIOServer:
         self.peak = 0
         self.opened = 0
         self.received: Counter = Counter()
-        self.port: Optional[int] = None
+        self.port = 0  # the real one once started
         self._ready = threading.Event()
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._failure: Optional[BaseException] = None
@@ -147,7 +147,7 @@ class SocketIOServer:
         self.wait_until(lambda: self.open == 0, max(timeout - (time.monotonic() - started), 0.0))
 
     def _serve(self) -> None:
-        import socketio
+        import socketio  # type: ignore[import-untyped]  # python-socketio ships no type information
         from aiohttp import web
 
         loop = asyncio.new_event_loop()
@@ -213,7 +213,7 @@ class WedgedServer:
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._accepted: List[socket.socket] = []
         self._thread = threading.Thread(target=self._accept, name="wedged-server", daemon=True)
-        self.port: Optional[int] = None
+        self.port = 0  # the real one once started
 
     def __enter__(self) -> "WedgedServer":
         self._listener.bind(("127.0.0.1", 0))
@@ -259,8 +259,8 @@ def hook_events(count: int, cwds: List[str]) -> Iterator[dict]:
         session = f"soak-session-{turn:06d}"
         cwd = cwds[turn % len(cwds)]
         agent = AGENTS[turn % len(AGENTS)]
-        event = {"hook_event_name": kind, "session_id": session, "cwd": cwd,
-                 "transcript_path": f"{cwd}/.claude/{session}.jsonl"}
+        event: Dict[str, object] = {"hook_event_name": kind, "session_id": session, "cwd": cwd,
+                                    "transcript_path": f"{cwd}/.claude/{session}.jsonl"}
         task = {"subagent_type": agent, "description": f"turn {turn}",
                 "prompt": f"Investigate failing test number {turn} and report back."}
         if kind == "UserPromptSubmit":
@@ -284,7 +284,7 @@ def project_folders(count: int = 3) -> Iterator[List[str]]:
         yield cwds
 
 
-def hook_environment(port: int) -> Dict[str, str]:
+def wrapper_environment(port: int) -> Dict[str, str]:
     """The environment ``hook_wrapper.sh`` gives the handler (the rest, PYTHONPATH included, is ours)."""
     return dict(os.environ, CLAUDE_MPM_SOCKETIO_PORT=str(port), CLAUDE_MPM_HOOK_DEBUG="true")
 
@@ -301,6 +301,8 @@ def import_handler(path: Path) -> ModuleType:
     afterwards.
     """
     spec = importlib.util.spec_from_file_location(f"verified_hook_handler_{next(_module_ids)}", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{path}: not importable as a Python module")
     module = importlib.util.module_from_spec(spec)
     saved_path = list(sys.path)
     try:
@@ -348,15 +350,14 @@ def observe_handle(module: ModuleType, before: Callable[[object], None], after: 
     """
     base = getattr(module, HANDLER_CLASS)
 
-    class Observed(base):
-        def handle(self):
-            before(self)
-            try:
-                return super().handle()
-            finally:
-                after(self)
+    def handle(self):
+        before(self)
+        try:
+            return base.handle(self)
+        finally:
+            after(self)
 
-    setattr(module, HANDLER_CLASS, Observed)
+    setattr(module, HANDLER_CLASS, type(f"Observed{base.__name__}", (base,), {"handle": handle}))
 
 
 def collection_sizes(handler, names) -> Dict[str, int]:
@@ -419,12 +420,13 @@ def run_per_process(python: str, handler: Path, events: int = DEFAULT_EVENTS, co
                     hang_limit: float = HANG_LIMIT_SECONDS, settle: float = SETTLE_SECONDS,
                     progress: Optional[Callable[[int, int], None]] = None) -> PerProcessRun:
     """Run ``python handler`` once per hook event, as ``hook_wrapper.sh`` does, and measure it."""
+    handler = Path(handler).resolve()  # each hook runs in its event's project folder
     sent: Counter = Counter()
     seconds: List[float] = []
     failures: List[str] = []
     hung = not_continue = 0
     with project_folders() as cwds, _condition(condition) as (port, server):
-        environment = hook_environment(port)
+        environment = wrapper_environment(port)
         for done, event in enumerate(hook_events(events, cwds), start=1):
             kind = event["hook_event_name"]
             sent[kind] += 1
@@ -520,20 +522,24 @@ def run_long_lived(python: str, handler: Path, events: int = DEFAULT_EVENTS, *,
     The process reports each call on a file of its own (its stdout belongs to the handler);
     no report for ``hang_limit`` seconds means the call hung, and the process is killed.
     """
+    handler = Path(handler).resolve()  # the process runs in a project folder
     with project_folders() as cwds, SocketIOServer() as server, tempfile.TemporaryDirectory() as scratch:
         report = Path(scratch) / "calls.jsonl"
         report.touch()
         command = [python, str(Path(__file__).resolve()), "--long-lived-child", str(handler),
                    "--events", str(events), "--report", str(report), "--cwds", os.pathsep.join(cwds)]
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL, cwd=cwds[0], env=hook_environment(server.port),
+                                   stderr=subprocess.DEVNULL, cwd=cwds[0], env=wrapper_environment(server.port),
                                    start_new_session=True)
         lines: List[dict] = []
         last_news = time.monotonic()
         finished_at: Optional[float] = None
         with report.open() as reader:
+            unfinished = ""
             while True:
-                fresh = [json.loads(line) for line in reader.readlines()]
+                running = process.poll() is None  # before reading: what it wrote before exiting is read now
+                *complete, unfinished = (unfinished + reader.read()).split("\n")
+                fresh = [json.loads(line) for line in complete]
                 if fresh:
                     lines += fresh
                     last_news = time.monotonic()
@@ -541,7 +547,7 @@ def run_long_lived(python: str, handler: Path, events: int = DEFAULT_EVENTS, *,
                         progress(sum(1 for line in lines if "call" in line), events)
                     if finished_at is None and "done" in lines[-1]:
                         finished_at = time.monotonic()
-                if process.poll() is not None or time.monotonic() - last_news > hang_limit:
+                if not running or time.monotonic() - last_news > hang_limit:
                     break
                 time.sleep(0.02)
         exited_at = time.monotonic() if process.poll() is not None else None
@@ -557,7 +563,7 @@ def _long_lived_figures(lines: List[dict], events: int, hang_limit: float, finis
                         exited_at: Optional[float], exit_code: Optional[int],
                         server: SocketIOServer) -> LongLivedRun:
     calls = [line for line in lines if "call" in line]
-    done = next((line["done"] for line in lines if "done" in line), {})
+    done: dict = next((line["done"] for line in lines if "done" in line), {})
     failures = [f"call {line['call']} ({line['kind']}): {line['failure']}" for line in calls if line["failure"]]
     peaks: Dict[str, int] = {}
     for line in calls:
@@ -566,12 +572,11 @@ def _long_lived_figures(lines: List[dict], events: int, hang_limit: float, finis
     hung_call = len(calls) + 1 if finished_at is None and exited_at is None else None
     if hung_call is not None:
         failures.append(f"call {hung_call}: hung, killed after {hang_limit:g} s")
-    exited = finished_at is not None and exited_at is not None
+    exit_seconds = None if finished_at is None or exited_at is None else round(exited_at - finished_at, 3)
     started = len(calls) + (hung_call is not None)  # a hung call's event was handed over too
     return LongLivedRun(
-        calls=events, hang_limit=hang_limit, calls_done=len(calls), hung_call=hung_call, exited=exited,
-        exit_code=exit_code,
-        exit_seconds=round(exited_at - finished_at, 3) if exited else None,
+        calls=events, hang_limit=hang_limit, calls_done=len(calls), hung_call=hung_call,
+        exited=exit_seconds is not None, exit_code=exit_code, exit_seconds=exit_seconds,
         replies_not_continue=sum(1 for line in calls if not line["replied"]),
         failures=failures[:FAILURE_EXAMPLES], sent=dict(Counter(TURN[index % len(TURN)] for index in range(started))),
         delivered=dict(server.received_by_type()), connections_opened=server.opened, peak_open=server.peak,
@@ -679,13 +684,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--cwds", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.long_lived_child:
-        long_lived_child(args.handler.resolve(), args.events, args.report, args.cwds.split(os.pathsep))
+        long_lived_child(args.handler, args.events, args.report, args.cwds.split(os.pathsep))
         return 0
     missing = missing_packages()
     if missing:
         print(json.dumps({"error": f"missing in {sys.executable}: {', '.join(missing)}", "missing": missing}))
         return 2
-    print(json.dumps(verify(args.handler.resolve(), args.events, args.hang_limit, _print_progress)))
+    print(json.dumps(verify(args.handler, args.events, args.hang_limit, _print_progress)))
     return 0
 
 

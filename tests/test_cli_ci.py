@@ -347,7 +347,7 @@ def test_quiet_and_verbose_together_are_refused(capsys):
 
 # ---------------------------------------------------------------- --help
 
-COMMANDS = ("apply", "check", "restore", "fixes", "init", "monitor")
+COMMANDS = ("apply", "check", "restore", "fixes", "init", "monitor", "verify")
 HELP_IMPORTS = """
 import sys
 from fixer.cli import main
