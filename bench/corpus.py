@@ -15,9 +15,9 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("FIX_MEMORY_LEAKS_CACHE", ROOT / ".cache"))
@@ -44,8 +44,18 @@ def _wheel(version: str) -> Path:
     if found:
         return found[0]
     wheels.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q",
-               "-d", str(wheels), f"claude-mpm=={version}"]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "-q",
+        "-d",
+        str(wheels),
+        f"claude-mpm=={version}",
+    ]
     _run_or_unavailable(command, f"pip download claude-mpm=={version}")
     found = sorted(wheels.glob(f"claude_mpm-{version}-*.whl"))
     if not found:
@@ -69,7 +79,7 @@ def handler(version: str) -> bytes:
     return handler_path(version).read_bytes()
 
 
-def fetch_all(versions: Iterable[str] = ALL_RELEASES) -> Dict[str, Path]:
+def fetch_all(versions: Iterable[str] = ALL_RELEASES) -> dict[str, Path]:
     """Download what is missing, eight at a time."""
     versions = list(versions)
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -107,13 +117,16 @@ def installed(version: str) -> Path:
         if not done.exists():
             shutil.rmtree(target, ignore_errors=True)
             _run_or_unavailable([sys.executable, "-m", "venv", str(target)], f"python -m venv {target}")
-            _run_or_unavailable([str(python), "-m", "pip", "install", "-q", f"claude-mpm=={version}"], f"pip install claude-mpm=={version}")
+            _run_or_unavailable(
+                [str(python), "-m", "pip", "install", "-q", f"claude-mpm=={version}"],
+                f"pip install claude-mpm=={version}",
+            )
             done.touch()
     return python
 
 
 @contextlib.contextmanager
-def pristine_install(version: str) -> Iterator[Tuple[Path, Path]]:
+def pristine_install(version: str) -> Iterator[tuple[Path, Path]]:
     """(python, hook_handler.py) of the cached real install, its handler the release's own for the
     time of the block (and again afterwards); the install is locked meanwhile, since callers patch it."""
     python = installed(version)
@@ -140,8 +153,10 @@ def websocket_client() -> Path:
         if not (target / "websocket").is_dir():
             staging = target.with_name("websocket-client.part")
             shutil.rmtree(staging, ignore_errors=True)
-            _run_or_unavailable([sys.executable, "-m", "pip", "install", "-q", "--target", str(staging), "websocket-client"],
-                 "pip install --target websocket-client")
+            _run_or_unavailable(
+                [sys.executable, "-m", "pip", "install", "-q", "--target", str(staging), "websocket-client"],
+                "pip install --target websocket-client",
+            )
             staging.replace(target)
     return target
 

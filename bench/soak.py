@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import List
 
 from bench import corpus, table
 from codemods.engine import fix_source
 from fixer.soak import COLLECTIONS, SOAK_CALLS, SOAK_SETTINGS, soak
 
 
-def main(argv: List[str] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=SOAK_CALLS, help=f"hook calls per run (default {SOAK_CALLS})")
-    parser.add_argument("--layouts", default=",".join(corpus.SOCKETIO_LAYOUTS),
-                        help="comma-separated releases, one per layout (default: all Socket.IO layouts)")
+    parser.add_argument(
+        "--layouts",
+        default=",".join(corpus.SOCKETIO_LAYOUTS),
+        help="comma-separated releases, one per layout (default: all Socket.IO layouts)",
+    )
     args = parser.parse_args(argv)
     if args.events < 1:
         parser.error("--events must be positive")
@@ -32,15 +34,36 @@ def main(argv: List[str] = None) -> int:
         variants = (("unpatched", original), ("patched", fix_source(original, settings=SOAK_SETTINGS).source))
         for variant, source in variants:
             run = soak(source, args.events, label=variant, max_cache_age=SOAK_SETTINGS.max_cache_age_seconds)
-            rows.append([version, variant, run.connections_opened, run.peak_concurrent, run.delivered_total,
-                         run.errors, *(run.peak_sizes.get(name, "-") for name in COLLECTIONS), run.peak_stale,
-                         f"{run.seconds:.2f}"])
+            rows.append(
+                [
+                    version,
+                    variant,
+                    run.connections_opened,
+                    run.peak_concurrent,
+                    run.delivered_total,
+                    run.errors,
+                    *(run.peak_sizes.get(name, "-") for name in COLLECTIONS),
+                    run.peak_stale,
+                    f"{run.seconds:.2f}",
+                ]
+            )
             print(f"{version} {variant}: done", file=sys.stderr, flush=True)
-    headers = ["layout", "variant", "conn. opened", "peak open", "delivered", "errors",
-               *(f"peak {name.lstrip('_')}" for name in COLLECTIONS), "peak stale", "seconds"]
-    print(f"{args.events} hook calls per run; limits: delegations {SOAK_SETTINGS.max_delegation_tracking}, "
-          f"prompts {SOAK_SETTINGS.max_prompt_tracking}, cache age {SOAK_SETTINGS.max_cache_age_seconds} s, "
-          f"cleanup every {SOAK_SETTINGS.cleanup_interval_events} calls")
+    headers = [
+        "layout",
+        "variant",
+        "conn. opened",
+        "peak open",
+        "delivered",
+        "errors",
+        *(f"peak {name.lstrip('_')}" for name in COLLECTIONS),
+        "peak stale",
+        "seconds",
+    ]
+    print(
+        f"{args.events} hook calls per run; limits: delegations {SOAK_SETTINGS.max_delegation_tracking}, "
+        f"prompts {SOAK_SETTINGS.max_prompt_tracking}, cache age {SOAK_SETTINGS.max_cache_age_seconds} s, "
+        f"cleanup every {SOAK_SETTINGS.cleanup_interval_events} calls"
+    )
     print(table(headers, rows))
     return 0
 

@@ -108,8 +108,10 @@ def main(argv=None) -> int:
     folder_time, singles_time = statistics.median(folder_runs), statistics.median(singles_runs)
 
     targets = {"apply --dry-run": 1.35, "apply": 1.45, "check (already patched)": 0.5}
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}; median of {args.runs} runs\n")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}; median of {args.runs} runs\n"
+    )
     print(f"{'case':50s} {'seconds':>8s} {'x floor':>8s} {'target':>8s}")
     for name, seconds in medians.items():
         target = targets.get(name)

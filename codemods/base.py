@@ -8,7 +8,8 @@ fix itself): the handler's methods are edited in ``leave_ClassDef``, ``main()`` 
 
 from __future__ import annotations
 
-from typing import Callable, ClassVar, FrozenSet, List, Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Callable, ClassVar, Union
 
 import libcst as cst
 
@@ -30,7 +31,7 @@ class FixTransformer(cst.CSTTransformer):
     NAME: ClassVar[str]
     DESCRIPTION: ClassVar[str]
 
-    def __init__(self, steps: FrozenSet[str], settings: Settings, module: cst.Module, shape: Shape) -> None:
+    def __init__(self, steps: frozenset[str], settings: Settings, module: cst.Module, shape: Shape) -> None:
         super().__init__()
         self.steps = steps
         self.settings = settings
@@ -44,7 +45,7 @@ class FixTransformer(cst.CSTTransformer):
         super().on_visit(node)
         return isinstance(node, cst.Module)
 
-    def statements(self, code: str) -> List[Statement]:
+    def statements(self, code: str) -> list[Statement]:
         """Parse a snippet written with 4-space indents in the module's own indentation and newlines."""
         lines = []
         for line in code.strip("\n").split("\n"):
@@ -73,14 +74,14 @@ def is_handler_class(node: cst.ClassDef) -> bool:
     return node.name.value == HANDLER_CLASS
 
 
-def block_statements(node: cst.ClassDef | cst.FunctionDef) -> List[cst.BaseStatement]:
+def block_statements(node: cst.ClassDef | cst.FunctionDef) -> list[cst.BaseStatement]:
     """The statements of a class or function body; a one-line body (``def f(): pass``) is not a shape we patch."""
     if not isinstance(node.body, cst.IndentedBlock):
         raise UnsupportedShape(f"{node.name.value} has its whole body on one line")
     return list(node.body.body)
 
 
-def find_method(classdef: cst.ClassDef, name: str) -> Optional[cst.FunctionDef]:
+def find_method(classdef: cst.ClassDef, name: str) -> cst.FunctionDef | None:
     for statement in block_statements(classdef):
         if isinstance(statement, cst.FunctionDef) and statement.name.value == name:
             return statement
@@ -99,7 +100,7 @@ def replace_method(classdef: cst.ClassDef, name: str, replacement: cst.FunctionD
     return with_class_body(classdef, body)
 
 
-def insert_method_after(classdef: cst.ClassDef, after: Optional[str], method: Statement) -> cst.ClassDef:
+def insert_method_after(classdef: cst.ClassDef, after: str | None, method: Statement) -> cst.ClassDef:
     """Put ``method`` right after method ``after`` (at the end of the class if None or absent)."""
     body = block_statements(classdef)
     position = len(body)
@@ -163,7 +164,9 @@ def defines(kind: type[cst.ClassDef] | type[cst.FunctionDef], name: str) -> Call
     return lambda statement: isinstance(statement, kind) and statement.name.value == name
 
 
-def replace_statement(module: cst.Module, predicate, statements: Sequence[cst.BaseStatement]) -> cst.Module:
+def replace_statement(
+    module: cst.Module, predicate: Callable[[Statement], bool], statements: Sequence[Statement]
+) -> cst.Module:
     """Put ``statements`` where the first top-level statement matching ``predicate`` was.
 
     The blank lines before it stay; its comments (our old mark) go with it."""
@@ -175,7 +178,7 @@ def replace_statement(module: cst.Module, predicate, statements: Sequence[cst.Ba
     return module.with_changes(body=body)
 
 
-def _imported_modules(statement: cst.BaseStatement) -> List[str]:
+def _imported_modules(statement: cst.BaseStatement) -> list[str]:
     if not isinstance(statement, cst.SimpleStatementLine):
         return []
     return [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from string import Template
-from typing import Optional
 
 import libcst as cst
 
@@ -141,9 +140,7 @@ class SocketIOConnectionPool:
             time.sleep(0.002)
 ''')
 
-POOL_ATTRIBUTE_CODE = Template(
-    "self.connection_pool = SocketIOConnectionPool(max_connections=$max_connections)  $mark"
-)
+POOL_ATTRIBUTE_CODE = Template("self.connection_pool = SocketIOConnectionPool(max_connections=$max_connections)  $mark")
 
 CLIENT_GETTER_CODE = Template('''
 """Return the pooled Socket.IO client, or None (no server)."""
@@ -159,7 +156,7 @@ class _FindPortStatement(cst.CSTVisitor):
     """The first ``port = ...`` statement of a method: the pool must connect where the handler did."""
 
     def __init__(self) -> None:
-        self.found: Optional[cst.SimpleStatementLine] = None
+        self.found: cst.SimpleStatementLine | None = None
 
     def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> bool:
         if self.found is None and any(
@@ -215,4 +212,3 @@ class ConnectionPoolFix(FixTransformer):
             else:  # an older pool of ours: the new one takes its place
                 updated_node = replace_statement(updated_node, defines(cst.ClassDef, POOL_CLASS), pool)
         return self.add_pending_imports(updated_node)
-

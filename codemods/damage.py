@@ -13,10 +13,21 @@ from __future__ import annotations
 import ast
 import builtins
 import re
-from typing import FrozenSet, Iterator, List, Optional, Sequence
+from collections.abc import Iterator, Sequence
 
-from .shape import CLEANUP_METHOD, HANDLER_CLASS, POOL_ATTRIBUTE, POOL_CLASS, Shape, inspect, read_marks
-from .shape import UnsupportedShape, _module_bindings, _self_assignments, _top_level
+from .shape import (
+    CLEANUP_METHOD,
+    HANDLER_CLASS,
+    POOL_ATTRIBUTE,
+    POOL_CLASS,
+    Shape,
+    UnsupportedShape,
+    _module_bindings,
+    _self_assignments,
+    _top_level,
+    inspect,
+    read_marks,
+)
 
 SCRIPT = "claude-mpm's fix_memory_leaks.py"
 SINGLETON_GLOBALS = ("_global_handler", "_handler_lock")
@@ -57,9 +68,11 @@ def inspect_refusing_damage(source: bytes) -> Shape:
     return shape
 
 
-def damage_symptoms(tree: ast.Module) -> List[str]:
+def damage_symptoms(tree: ast.Module) -> list[str]:
     """What is broken in a module that carries the singleton globals: empty for upstream's consistent fix."""
     handler = _top_level(tree, ast.ClassDef, HANDLER_CLASS)
+    if handler is None:  # shape.inspect refuses such a module before asking
+        return [f"no class {HANDLER_CLASS}"]
     methods = {node.name: node for node in handler.body if isinstance(node, ast.FunctionDef)}
     module_names, _ = _module_bindings(tree)
     symptoms = []
@@ -85,7 +98,7 @@ def _listed(names: Sequence[str]) -> str:
     return shown + (f" and {len(names) - _LISTED} more" if len(names) > _LISTED else "")
 
 
-def original_of(damaged: bytes, candidate: bytes) -> Optional[Shape]:
+def original_of(damaged: bytes, candidate: bytes) -> Shape | None:
     """The shape of ``candidate`` if it is the pristine handler the script turned into ``damaged``, else None.
 
     It must be a known pre-fix layout with nothing of any fix in it, and every statement of it except
@@ -114,16 +127,17 @@ def _defines_script_additions(source: bytes) -> bool:
 def _script_code(tree: ast.Module, methods) -> Iterator[ast.AST]:
     """The statements the script writes: its pool class, the singleton globals, ``__init__`` and the cleanup."""
     for node in tree.body:
-        if isinstance(node, ast.ClassDef) and node.name == POOL_CLASS:
-            yield node
-        elif isinstance(node, ast.Assign) and any(getattr(t, "id", None) in SINGLETON_GLOBALS for t in node.targets):
+        if (isinstance(node, ast.ClassDef) and node.name == POOL_CLASS) or (
+            isinstance(node, ast.Assign) and any(getattr(t, "id", None) in SINGLETON_GLOBALS for t in node.targets)
+        ):
             yield node
     yield from (methods[name] for name in ("__init__", CLEANUP_METHOD) if name in methods)
 
 
-def _unbound_names(node: ast.AST, module_names) -> FrozenSet[str]:
+def _unbound_names(node: ast.AST, module_names) -> frozenset[str]:
     """Names ``node`` reads that neither it, the module nor the builtins bind."""
-    read, bound = set(), set()
+    read: set[str] = set()
+    bound: set[str] = set()
     for child in ast.walk(node):
         if isinstance(child, ast.Name):
             (read if isinstance(child.ctx, ast.Load) else bound).add(child.id)
@@ -138,16 +152,18 @@ def _unbound_names(node: ast.AST, module_names) -> FrozenSet[str]:
     return frozenset(read - bound - set(module_names) - _BUILTINS)
 
 
-def _attributes_read(node: ast.AST) -> FrozenSet[str]:
+def _attributes_read(node: ast.AST) -> frozenset[str]:
     return frozenset(
         child.attr
         for child in ast.walk(node)
-        if isinstance(child, ast.Attribute) and isinstance(child.ctx, ast.Load)
-        and isinstance(child.value, ast.Name) and child.value.id == "self"
+        if isinstance(child, ast.Attribute)
+        and isinstance(child.ctx, ast.Load)
+        and isinstance(child.value, ast.Name)
+        and child.value.id == "self"
     )
 
 
-def _class_attributes(handler: ast.ClassDef) -> FrozenSet[str]:
+def _class_attributes(handler: ast.ClassDef) -> frozenset[str]:
     """Everything ``self.NAME`` can find: attributes any method sets, methods, class-level names."""
     names = set()
     for node in handler.body:

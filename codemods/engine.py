@@ -7,8 +7,8 @@ then a compile and a re-inspection of the result. No file is read or written her
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Dict, Sequence, Tuple
 
 from .damage import inspect_refusing_damage
 from .plan import FIX_NAMES, PENDING, Plan, plan_fixes, resolve_selection
@@ -35,8 +35,8 @@ class Outcome:
 
     source: bytes
     shape: Shape
-    plans: Dict[str, Plan]
-    applied: Tuple[str, ...]
+    plans: dict[str, Plan]
+    applied: tuple[str, ...]
 
     @property
     def changed(self) -> bool:
@@ -49,7 +49,7 @@ def transformer_class(name: str):
     return getattr(importlib.import_module(f"{__package__}.{module}"), cls)
 
 
-def assess(source: bytes) -> Tuple[Shape, Dict[str, Plan]]:
+def assess(source: bytes) -> tuple[Shape, dict[str, Plan]]:
     """Each fix's verdict on ``source``: standard library only, for ``check``; raises ScriptDamage too."""
     shape = inspect_refusing_damage(source)
     return shape, plan_fixes(shape)

@@ -7,25 +7,28 @@ completed without duplicating anything.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Dict, FrozenSet, Iterable, List, Tuple
+from typing import Callable
 
 from .shape import CLEANUP_METHOD, EVENT_COUNTER, IMPORT_STEP, POOL_ATTRIBUTE, POOL_CLASS, POOL_REVISION, Shape
 
 PENDING, PRESENT, NOT_APPLICABLE = "pending", "present", "not-applicable"
 
-FIX_NAMES: Tuple[str, ...] = ("connection-pool", "singleton", "limits", "periodic-cleanup", "teardown")
-REQUIRES: Dict[str, Tuple[str, ...]] = {"periodic-cleanup": ("limits",), "teardown": ("connection-pool",)}
+FIX_NAMES: tuple[str, ...] = ("connection-pool", "singleton", "limits", "periodic-cleanup", "teardown")
+REQUIRES: dict[str, tuple[str, ...]] = {"periodic-cleanup": ("limits",), "teardown": ("connection-pool",)}
 
 UPSTREAM_REASON = "fixed upstream (claude-mpm 3.9.4+ ships its own _global_handler and connection pool): nothing to do"
-NO_COLLECTIONS = "nothing to bound: __init__ keeps no active_delegations, delegation_requests, pending_prompts or git cache"
+NO_COLLECTIONS = (
+    "nothing to bound: __init__ keeps no active_delegations, delegation_requests, pending_prompts or git cache"
+)
 NO_CLIENT = "the handler builds no Socket.IO client"
 STALE_POOL = (
     "the connection pool an older fix-memory-leaks injected loses events and can hang hook processes "
     "at exit: apply replaces it"
 )
 # The modules the injected code of each fix uses.
-IMPORTS: Dict[str, Tuple[str, ...]] = {
+IMPORTS: dict[str, tuple[str, ...]] = {
     "connection-pool": ("sys", "threading", "time", "weakref"),
     "singleton": ("threading",),
     "periodic-cleanup": ("time",),
@@ -39,11 +42,11 @@ class Plan:
     name: str
     status: str
     reason: str = ""
-    steps: FrozenSet[str] = field(default_factory=frozenset)
+    steps: frozenset[str] = field(default_factory=frozenset)
 
 
 # Where each fix acts, as a line of the handler (for annotations): the first of these that exists.
-ANCHORS: Dict[str, Tuple[str, ...]] = {
+ANCHORS: dict[str, tuple[str, ...]] = {
     "connection-pool": ("builder", "__init__"),
     "singleton": ("main",),
     "limits": ("__init__",),
@@ -62,7 +65,7 @@ def _verdict(name: str, steps: Iterable[str], reason: str = "") -> Plan:
     return Plan(name, PENDING if steps else PRESENT, reason if steps else "", steps)
 
 
-def import_steps(shape: Shape, fix: str) -> List[str]:
+def import_steps(shape: Shape, fix: str) -> list[str]:
     """``import:NAME`` for each module the fix's code uses that the file does not bind."""
     return [IMPORT_STEP + name for name in IMPORTS[fix] if name not in shape.module_names]
 
@@ -117,7 +120,7 @@ def _teardown(shape: Shape) -> Plan:
     return _verdict("teardown", [] if shape.del_closes_pool else ["del"])
 
 
-PLANNERS: Dict[str, Callable[[Shape], Plan]] = {
+PLANNERS: dict[str, Callable[[Shape], Plan]] = {
     "connection-pool": _connection_pool,
     "singleton": _singleton,
     "limits": _limits,
@@ -126,7 +129,7 @@ PLANNERS: Dict[str, Callable[[Shape], Plan]] = {
 }
 
 
-def plan_fixes(shape: Shape) -> Dict[str, Plan]:
+def plan_fixes(shape: Shape) -> dict[str, Plan]:
     """Every fix's verdict, in registry order."""
     if shape.upstream_fixed:
         return {name: Plan(name, NOT_APPLICABLE, UPSTREAM_REASON) for name in FIX_NAMES}
@@ -137,7 +140,7 @@ class UnknownFix(ValueError):
     """A name given to --select or the config's ``fixes`` that is not a fix."""
 
 
-def resolve_selection(names: Iterable[str]) -> Tuple[Tuple[str, ...], List[str]]:
+def resolve_selection(names: Iterable[str]) -> tuple[tuple[str, ...], list[str]]:
     """Expand a selection with what each fix needs; return it in registry order and the notes to show."""
     wanted = []
     for name in names:

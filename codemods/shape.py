@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass
-from typing import Dict, FrozenSet, Optional, Tuple, TypeVar
+from typing import TypeVar
 
 HANDLER_CLASS = "ClaudeHookHandler"
 POOL_CLASS = "SocketIOConnectionPool"
@@ -23,7 +23,7 @@ POOL_REVISION = 2
 IMPORT_STEP = "import:"
 
 # Unbounded collections a handler may set in __init__, with the limit that bounds each.
-TRACKED_COLLECTIONS: Dict[str, str] = {
+TRACKED_COLLECTIONS: dict[str, str] = {
     "active_delegations": "MAX_DELEGATION_TRACKING",
     "delegation_requests": "MAX_DELEGATION_TRACKING",
     "pending_prompts": "MAX_PROMPT_TRACKING",
@@ -44,29 +44,29 @@ class UnsupportedShape(Exception):
 class Shape:
     """What a handler file holds, as far as the five fixes care."""
 
-    module_names: FrozenSet[str]
-    imported_modules: FrozenSet[str]
-    marks: FrozenSet[str]
-    init_attrs: FrozenSet[str]
-    methods: FrozenSet[str]
-    tracked: Tuple[str, ...]
+    module_names: frozenset[str]
+    imported_modules: frozenset[str]
+    marks: frozenset[str]
+    init_attrs: frozenset[str]
+    methods: frozenset[str]
+    tracked: tuple[str, ...]
     has_git_cache: bool
-    client_builders: Tuple[str, ...]
-    synced_getters: Tuple[str, ...]
-    pool_revision: Optional[int]  # of a pool class of ours (our mark right above it), else None
-    builders_without_port: Tuple[str, ...]
+    client_builders: tuple[str, ...]
+    synced_getters: tuple[str, ...]
+    pool_revision: int | None  # of a pool class of ours (our mark right above it), else None
+    builders_without_port: tuple[str, ...]
     main_builds_handler: bool
     handle_calls_cleanup: bool
     del_closes_pool: bool
     upstream_fixed: bool
-    lines: Dict[str, int]
+    lines: dict[str, int]
 
     @property
     def has_socketio_client(self) -> bool:
         return bool(self.client_builders) or POOL_ATTRIBUTE in self.init_attrs
 
     @property
-    def needed_limits(self) -> Tuple[str, ...]:
+    def needed_limits(self) -> tuple[str, ...]:
         """The limit constants this layout's collections need, plus the interval, in a stable order."""
         names = [TRACKED_COLLECTIONS[attr] for attr in self.tracked]
         if self.has_git_cache:
@@ -89,7 +89,7 @@ class Shape:
         return "3.2-3.4 (Socket.IO, delegations)"
 
 
-def read_marks(text: str) -> FrozenSet[str]:
+def read_marks(text: str) -> frozenset[str]:
     """The fixes whose marker comment (``# fix-memory-leaks: NAME``) is in the text."""
     return frozenset(_MARK.findall(text))
 
@@ -155,7 +155,7 @@ def _require_known_prefix_shape(shape: Shape) -> None:
         raise UnsupportedShape("the handler builds socketio.Client but the module never imports socketio")
 
 
-def handler_constructions(main: ast.FunctionDef) -> Tuple[ast.Assign, ...]:
+def handler_constructions(main: ast.FunctionDef) -> tuple[ast.Assign, ...]:
     """``name = ClaudeHookHandler()`` statements in main() that are not the singleton's own."""
     found = []
     for node in ast.walk(main):
@@ -172,7 +172,7 @@ def handler_constructions(main: ast.FunctionDef) -> Tuple[ast.Assign, ...]:
     return tuple(found)
 
 
-def _our_pool_revision(tree: ast.Module, text: str) -> Optional[int]:
+def _our_pool_revision(tree: ast.Module, text: str) -> int | None:
     """``REVISION`` of the pool class we injected (1 for 0.1.0's, which had none); None if the
     module has no pool class, or one that is not ours."""
     pool = _top_level(tree, ast.ClassDef, POOL_CLASS)
@@ -207,14 +207,14 @@ def _stores_pooled_client(function: ast.FunctionDef) -> bool:
 _Definition = TypeVar("_Definition", ast.ClassDef, ast.FunctionDef)
 
 
-def _top_level(tree: ast.Module, kind: type[_Definition], name: str) -> Optional[_Definition]:
+def _top_level(tree: ast.Module, kind: type[_Definition], name: str) -> _Definition | None:
     for node in tree.body:
         if isinstance(node, kind) and node.name == name:
             return node
     return None
 
 
-def _module_bindings(tree: ast.Module) -> Tuple[set, set]:
+def _module_bindings(tree: ast.Module) -> tuple[set, set]:
     """Names bound at module level (including inside top-level try/if blocks), and imported modules."""
     names, imported = set(), set()
     pending = list(tree.body)
@@ -244,11 +244,15 @@ def _self_assignments(function: ast.FunctionDef):
     for node in ast.walk(function):
         if isinstance(node, (ast.Assign, ast.AnnAssign)):
             for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
-                if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
+                if (
+                    isinstance(target, ast.Attribute)
+                    and isinstance(target.value, ast.Name)
+                    and target.value.id == "self"
+                ):
                     yield target.attr, node.value
 
 
-def _is_dict_value(value: Optional[ast.expr]) -> bool:
+def _is_dict_value(value: ast.expr | None) -> bool:
     return isinstance(value, ast.Dict) or (
         isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "dict"
     )

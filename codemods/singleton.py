@@ -25,7 +25,7 @@ with _handler_lock:
 class _ShareHandler(cst.CSTTransformer):
     """Replace ``name = ClaudeHookHandler()`` in main() with the locked, shared instance."""
 
-    def __init__(self, fix: "SingletonFix") -> None:
+    def __init__(self, fix: SingletonFix) -> None:
         super().__init__()
         self.fix = fix
 

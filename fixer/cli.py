@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from contextlib import suppress
 from functools import partial
 from pathlib import Path
-from typing import List, Optional, Sequence
 
 from codemods.plan import FIX_NAMES
 
@@ -69,7 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     targets = argparse.ArgumentParser(add_help=False)
     targets.add_argument(
-        "paths", nargs="*", metavar="PATH",
+        "paths",
+        nargs="*",
+        metavar="PATH",
         help="a hook_handler.py, or a folder searched for **/hooks/claude_hooks/hook_handler.py (default: .)",
     )
     targets.add_argument("--installed", action="store_true", help="the claude-mpm installed for this Python")
@@ -92,8 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     def command(name: str, help_text: str, parents, exits: str = EPILOG) -> argparse.ArgumentParser:
         return commands.add_parser(
-            name, help=help_text, description=help_text, parents=parents,
-            epilog=EXAMPLES[name] + "\n\n" + exits, formatter_class=argparse.RawDescriptionHelpFormatter,
+            name,
+            help=help_text,
+            description=help_text,
+            parents=parents,
+            epilog=EXAMPLES[name] + "\n\n" + exits,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
     apply = command("apply", "patch the handlers (a .backup of each original is kept)", [targets, fixing, output])
@@ -104,19 +110,27 @@ def build_parser() -> argparse.ArgumentParser:
     restore = command("restore", "put the newest backup back (the backup is kept)", [targets, output])
     restore.add_argument("--force", action="store_true", help="restore even over a file this tool did not patch")
     verify = command(
-        "verify", "run the handler for real, as claude-mpm does, and say whether it leaks, loses events or hangs",
-        [targets, output], exits=VERIFY_EXITS,
+        "verify",
+        "run the handler for real, as claude-mpm does, and say whether it leaks, loses events or hangs",
+        [targets, output],
+        exits=VERIFY_EXITS,
     )
-    verify.add_argument("--events", type=int, metavar="N",
-                        help="hook events per run (default: 8; a handler that hangs on each takes ~2 minutes)")
+    verify.add_argument(
+        "--events",
+        type=int,
+        metavar="N",
+        help="hook events per run (default: 8; a handler that hangs on each takes ~2 minutes)",
+    )
     verify.add_argument("--format", choices=("text", "json"), default="text")
     command("fixes", "list the fixes", [])
     init = command("init", "write a commented .claude-mpm/memory_config.yaml holding the defaults", [])
     init.add_argument("folder", nargs="?", default=".", metavar="PATH", help="the project folder (default: .)")
     init.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     monitor = command(
-        "monitor", "watch the memory (RSS) of running claude-mpm and hook-handler processes",
-        [configured, colour], exits=MONITOR_EXITS,
+        "monitor",
+        "watch the memory (RSS) of running claude-mpm and hook-handler processes",
+        [configured, colour],
+        exits=MONITOR_EXITS,
     )
     monitor.add_argument("--once", action="store_true", help="print one table and exit (plain when piped)")
     monitor.add_argument("--interval", type=float, default=2.0, metavar="SECONDS", help="refresh period (default: 2)")
@@ -126,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -142,7 +156,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 130
 
 
-def _handlers(args, python_runs_them: bool = False) -> List[Path]:
+def _handlers(args, python_runs_them: bool = False) -> list[Path]:
     """The handlers to work on; ``python_runs_them``: ``--python`` may also name the interpreter for PATHs."""
     from .targets import TargetError, find_handlers, installed_claude_mpm
 
@@ -203,8 +217,14 @@ def cmd_apply(args) -> int:
         render_json(results, config.source)
     else:
         render_text(
-            results, "apply", config_source=config.source, notes=notes, dry_run=args.dry_run,
-            quiet=args.quiet, verbose=args.verbose, no_color=args.no_color,
+            results,
+            "apply",
+            config_source=config.source,
+            notes=notes,
+            dry_run=args.dry_run,
+            quiet=args.quiet,
+            verbose=args.verbose,
+            no_color=args.no_color,
         )
     return exit_code("apply", results)
 
@@ -228,8 +248,13 @@ def cmd_check(args) -> int:
         from .report import render_text
 
         render_text(
-            results, "check", config_source=config.source, notes=notes,
-            quiet=args.quiet, verbose=args.verbose, no_color=args.no_color,
+            results,
+            "check",
+            config_source=config.source,
+            notes=notes,
+            quiet=args.quiet,
+            verbose=args.verbose,
+            no_color=args.no_color,
         )
     return exit_code("check", results)
 
@@ -305,6 +330,11 @@ def cmd_monitor(args) -> int:
 
 
 COMMANDS = {
-    "apply": cmd_apply, "check": cmd_check, "restore": cmd_restore, "fixes": cmd_fixes,
-    "init": cmd_init, "monitor": cmd_monitor, "verify": cmd_verify,
+    "apply": cmd_apply,
+    "check": cmd_check,
+    "restore": cmd_restore,
+    "fixes": cmd_fixes,
+    "init": cmd_init,
+    "monitor": cmd_monitor,
+    "verify": cmd_verify,
 }

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Optional, Tuple
 
 from codemods.settings import Settings
 
@@ -38,7 +37,7 @@ class ConfigError(Exception):
 @dataclass(frozen=True)
 class Config:
     settings: Settings
-    fixes: Optional[Tuple[str, ...]]
+    fixes: tuple[str, ...] | None
     source: str  # the file used, or "built-in defaults"
     monitor: MonitorSettings = MonitorSettings()
 
@@ -46,7 +45,7 @@ class Config:
 DEFAULTS = Config(Settings(), None, "built-in defaults")
 
 
-def find_config(start: Path) -> Optional[Path]:
+def find_config(start: Path) -> Path | None:
     """The nearest ``.claude-mpm/memory_config.yaml`` from ``start`` upward."""
     for folder in (start, *start.parents):
         candidate = folder / CONFIG_RELATIVE
@@ -55,7 +54,7 @@ def find_config(start: Path) -> Optional[Path]:
     return None
 
 
-def resolve_config(explicit: Optional[str], cwd: Optional[Path] = None) -> Config:
+def resolve_config(explicit: str | None, cwd: Path | None = None) -> Config:
     """``--config FILE`` if given, else the nearest project config, else the defaults."""
     if explicit is not None:
         return load_config(Path(explicit))
@@ -122,7 +121,7 @@ def _positive_int(node, key: str, source: str) -> int:
     return value
 
 
-def _fix_list(node, source: str) -> Tuple[str, ...]:
+def _fix_list(node, source: str) -> tuple[str, ...]:
     import yaml
 
     from codemods.plan import FIX_NAMES

@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, TextIO, Tuple
+from typing import TextIO
 
 import psutil
 
@@ -30,7 +31,7 @@ class ProcessSample:
     command: str
 
 
-def program_names(cmdline: Sequence[str]) -> List[str]:
+def program_names(cmdline: Sequence[str]) -> list[str]:
     """What a process runs: its executable and, for Python, the script or ``-m`` module (not a ``-c`` string,
     nor a file merely named in the arguments, as in ``vim hook_handler.py``)."""
     if not cmdline:
@@ -56,7 +57,7 @@ def _basename(path: str) -> str:
     return path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
 
 
-def process_kind(cmdline: Sequence[str]) -> Optional[str]:
+def process_kind(cmdline: Sequence[str]) -> str | None:
     """``hook-handler`` (``hook_handler.py``, or the module ``claude_mpm.hooks.claude_hooks.hook_handler``),
     ``claude-mpm`` (its command, or any ``claude_mpm`` module), or None."""
     names = program_names(cmdline)
@@ -73,10 +74,10 @@ class Monitor:
 
     def __init__(self) -> None:
         self.started = time.monotonic()
-        self._first_rss: Dict[Tuple[int, float], int] = {}
+        self._first_rss: dict[tuple[int, float], int] = {}
         self._own_pid = os.getpid()
 
-    def sample(self) -> List[ProcessSample]:
+    def sample(self) -> list[ProcessSample]:
         """The matching processes now, the largest first."""
         samples, first_rss = [], {}
         for process in psutil.process_iter(["pid", "cmdline", "create_time", "memory_info"]):
@@ -92,11 +93,11 @@ class Monitor:
         return sorted(samples, key=lambda sample: (-sample.rss, sample.pid))
 
 
-def above(samples: Sequence[ProcessSample], threshold_mb: int) -> List[ProcessSample]:
+def above(samples: Sequence[ProcessSample], threshold_mb: int) -> list[ProcessSample]:
     return [sample for sample in samples if sample.rss > threshold_mb * MB]
 
 
-def _rows(samples: Sequence[ProcessSample], threshold_mb: int, with_growth: bool) -> List[List[str]]:
+def _rows(samples: Sequence[ProcessSample], threshold_mb: int, with_growth: bool) -> list[list[str]]:
     """Header and one row per process: the cells both renderers show."""
     header = ["PID", "KIND", "RSS_MB", *(["GROWTH_MB"] if with_growth else []), "STATUS", "COMMAND"]
     rows = [header]
@@ -135,7 +136,7 @@ def rich_view(samples: Sequence[ProcessSample], threshold_mb: int, with_growth: 
 
     rows = _rows(samples, threshold_mb, with_growth)
     high = bool(above(samples, threshold_mb))
-    parts: List[RenderableType] = [Text(_summary(samples, threshold_mb), style="bold red" if high else "bold")]
+    parts: list[RenderableType] = [Text(_summary(samples, threshold_mb), style="bold red" if high else "bold")]
     if samples:
         table = Table(expand=True)
         numeric = {"PID", "RSS_MB", "GROWTH_MB"}
@@ -152,7 +153,7 @@ def rich_view(samples: Sequence[ProcessSample], threshold_mb: int, with_growth: 
     return Group(*parts)
 
 
-def print_once(threshold_mb: int, no_color: bool, stream: Optional[TextIO] = None) -> int:
+def print_once(threshold_mb: int, no_color: bool, stream: TextIO | None = None) -> int:
     """One reading: a rich table on a terminal, plain columns otherwise; 1 when a process is above the threshold."""
     from .report import console_for
 
@@ -165,7 +166,7 @@ def print_once(threshold_mb: int, no_color: bool, stream: Optional[TextIO] = Non
     return 1 if above(samples, threshold_mb) else 0
 
 
-def watch(threshold_mb: int, interval: float, no_color: bool, config_source: str, stream: Optional[TextIO] = None) -> None:
+def watch(threshold_mb: int, interval: float, no_color: bool, config_source: str, stream: TextIO | None = None) -> None:
     """Until Ctrl+C: a live table on a terminal; otherwise a timestamped plain reading per interval (a log)."""
     from .report import console_for
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from typing import Callable, Iterable, List, Sequence, TypeVar
+from collections.abc import Iterable, Sequence
+from typing import Callable, TypeVar
 
 T = TypeVar("T")
 
@@ -15,7 +16,7 @@ def run_all(
     progress: bool = False,
     preload_libcst: bool = False,
     no_color: bool = False,
-) -> List[T]:
+) -> list[T]:
     """``[function(path) for path in paths]``, over ``jobs`` processes when there are several files.
 
     ``progress`` draws a bar on stderr (the caller decides that stderr is a terminal)."""
@@ -34,7 +35,7 @@ def _import_libcst() -> None:
     import libcst  # noqa: F401
 
 
-def _collect(results: Iterable[T], total: int, progress: bool, no_color: bool) -> List[T]:
+def _collect(results: Iterable[T], total: int, progress: bool, no_color: bool) -> list[T]:
     if not progress:
         return list(results)
     from rich.progress import Progress

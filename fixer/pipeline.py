@@ -14,9 +14,9 @@ import os
 import re
 import tempfile
 import tokenize
+from collections.abc import Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
 
 from codemods.damage import SCRIPT, ScriptDamage, original_of
 from codemods.engine import Outcome, VerificationError, assess
@@ -106,7 +106,7 @@ def _judged(call, *args):
         raise FileError(f"{error}; nothing was written (please report this file)") from None
 
 
-def _fix_results(outcome_plans, shape, select: Sequence[str], applied: Sequence[str]) -> List[FixResult]:
+def _fix_results(outcome_plans, shape, select: Sequence[str], applied: Sequence[str]) -> list[FixResult]:
     results = []
     for name in select:
         plan = outcome_plans[name]
@@ -155,7 +155,7 @@ def _cause(damage: ScriptDamage) -> str:
     return f"damaged by {SCRIPT} ({damage})"
 
 
-def _pristine_backup(target: Path, damaged: bytes, damage: ScriptDamage) -> Tuple[Path, bytes, Shape]:
+def _pristine_backup(target: Path, damaged: bytes, damage: ScriptDamage) -> tuple[Path, bytes, Shape]:
     """The newest backup that is the pristine original ``damaged`` was made from, its bytes and shape.
 
     Without one, a FileError (damaged) that says how to get the original back."""
@@ -218,7 +218,8 @@ def apply_file(path: Path, select: Sequence[str], settings: Settings, dry_run: b
 
 def _internal_error(path: Path, error: Exception) -> FileResult:
     return FileResult(
-        str(path), ERROR,
+        str(path),
+        ERROR,
         message=f"internal error ({type(error).__name__}: {error}); the file is unchanged, please report this file",
     )
 
@@ -258,7 +259,7 @@ def write_patch(target: Path, original: bytes, patched: bytes, ours: bool) -> st
     return str(existing or saved[0])
 
 
-def write_repair(target: Path, damaged: bytes, pristine: bytes, repaired: bytes) -> Tuple[Path, Path]:
+def write_repair(target: Path, damaged: bytes, pristine: bytes, repaired: bytes) -> tuple[Path, Path]:
     """Replace a damaged handler by its repair, as ``write_patch`` does; returns (backup, kept damaged file).
 
     The pristine original becomes the newest backup (what ``restore`` puts back), and the damaged
@@ -267,7 +268,7 @@ def write_repair(target: Path, damaged: bytes, pristine: bytes, repaired: bytes)
     return backup, kept
 
 
-def _replace_keeping(target: Path, original: bytes, patched: bytes, copies) -> List[Path]:
+def _replace_keeping(target: Path, original: bytes, patched: bytes, copies) -> list[Path]:
     """Save each ``(data, suffix)`` copy beside the file, replace it atomically and verify; returns the copies.
 
     On any failure the original is put back, the copies this call created are removed, and FileError is raised."""
@@ -275,8 +276,8 @@ def _replace_keeping(target: Path, original: bytes, patched: bytes, copies) -> L
     if target.read_bytes() != original:  # compare-and-swap: someone else wrote it since we read it
         raise FileError("the file changed while it was being patched; nothing was written, run apply again")
     _remove_stale_temporaries(target)
-    saved: List[Path] = []
-    created: List[Path] = []
+    saved: list[Path] = []
+    created: list[Path] = []
     try:
         for data, suffix in copies:
             copy, made = ensure_backup(target, data, suffix)
@@ -399,12 +400,12 @@ def folder_lock(folder: Path):
 # ---------------------------------------------------------------- backups
 
 
-def backups(target: Path, suffix: str = BACKUP_SUFFIX) -> List[Path]:
+def backups(target: Path, suffix: str = BACKUP_SUFFIX) -> list[Path]:
     """Existing backups of ``target``, oldest first: ``.backup``, ``.backup.1``, ``.backup.2``, ...
 
     (or its copies with another ``suffix``, such as the kept ``.damaged`` files)"""
     pattern = re.compile(re.escape(target.name + suffix) + r"(?:\.(\d+))?$")
-    numbered: List[Tuple[int, Path]] = []
+    numbered: list[tuple[int, Path]] = []
     try:
         names = os.listdir(target.parent)
     except OSError:
@@ -416,12 +417,12 @@ def backups(target: Path, suffix: str = BACKUP_SUFFIX) -> List[Path]:
     return [path for _, path in sorted(numbered)]
 
 
-def newest_backup(target: Path) -> Optional[Path]:
+def newest_backup(target: Path) -> Path | None:
     existing = backups(target)
     return existing[-1] if existing else None
 
 
-def ensure_backup(target: Path, original: bytes, suffix: str = BACKUP_SUFFIX) -> Tuple[Path, bool]:
+def ensure_backup(target: Path, original: bytes, suffix: str = BACKUP_SUFFIX) -> tuple[Path, bool]:
     """A byte-identical backup of the pristine original (or a copy with another ``suffix``); never overwrites
     another one. Returns (path, created)."""
     existing = backups(target, suffix)

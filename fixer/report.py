@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Optional, Sequence, TextIO
+from collections.abc import Sequence
+from typing import TextIO
 
 from .results import (
     ALREADY_FIXED,
@@ -72,7 +73,7 @@ def render_text(
     quiet: bool = False,
     verbose: bool = False,
     no_color: bool = False,
-    stream: Optional[TextIO] = None,
+    stream: TextIO | None = None,
 ) -> None:
     from rich.table import Table
     from rich.text import Text
@@ -128,7 +129,7 @@ def summary_line(results: Sequence[FileResult], command: str, config_source: str
     return f"{command}: {text}" + (f". {nudge}" if nudge else "")
 
 
-def render_json(results: Sequence[FileResult], config_source: str, stream: Optional[TextIO] = None) -> None:
+def render_json(results: Sequence[FileResult], config_source: str, stream: TextIO | None = None) -> None:
     document = {
         "files": [result.as_json() for result in results],
         "summary": summary(results),
@@ -137,7 +138,7 @@ def render_json(results: Sequence[FileResult], config_source: str, stream: Optio
     (stream or sys.stdout).write(json.dumps(document, indent=2) + "\n")
 
 
-def render_github(results: Sequence[FileResult], stream: Optional[TextIO] = None) -> None:
+def render_github(results: Sequence[FileResult], stream: TextIO | None = None) -> None:
     """GitHub Actions workflow commands: one annotation per pending fix, one per failed file."""
     stream = stream or sys.stdout
     for result in results:
@@ -148,7 +149,9 @@ def render_github(results: Sequence[FileResult], stream: Optional[TextIO] = None
         for fix in result.fixes:
             if fix.status == PENDING:
                 message = f"memory-leak fix '{fix.name}' is pending: run `fix-memory-leaks apply`"
-                stream.write(f"::error file={path},line={fix.line},title=fix-memory-leaks {fix.name}::{_escape(message)}\n")
+                stream.write(
+                    f"::error file={path},line={fix.line},title=fix-memory-leaks {fix.name}::{_escape(message)}\n"
+                )
     stream.write(summary_line(results, "check") + "\n")
 
 
@@ -160,7 +163,7 @@ def _escape_property(text: str) -> str:
     return _escape(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def write_diff(diff: str, no_color: bool, stream: Optional[TextIO] = None) -> None:
+def write_diff(diff: str, no_color: bool, stream: TextIO | None = None) -> None:
     """A unified diff on stdout: coloured on a terminal, byte-for-byte plain otherwise."""
     stream = stream or sys.stdout
     if not colour_wanted(stream, no_color):
@@ -171,10 +174,14 @@ def write_diff(diff: str, no_color: bool, stream: Optional[TextIO] = None) -> No
     console = console_for(stream, no_color)
     for line in diff.splitlines():
         style = (
-            "bold" if line.startswith(("---", "+++"))
-            else "cyan" if line.startswith("@@")
-            else "green" if line.startswith("+")
-            else "red" if line.startswith("-")
+            "bold"
+            if line.startswith(("---", "+++"))
+            else "cyan"
+            if line.startswith("@@")
+            else "green"
+            if line.startswith("+")
+            else "red"
+            if line.startswith("-")
             else ""
         )
         console.print(Text(line, style=style), soft_wrap=True)

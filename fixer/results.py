@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
 
 # File statuses.
 PATCHED, ALREADY_FIXED, NOT_APPLICABLE, UNSUPPORTED, ERROR = (
-    "patched", "already-fixed", "not-applicable", "unsupported", "error",
+    "patched",
+    "already-fixed",
+    "not-applicable",
+    "unsupported",
+    "error",
 )
 OK, PENDING, RESTORED = "ok", "pending", "restored"
 # A handler claude-mpm's own fix_memory_leaks.py broke is damaged (an error) for check, and for apply when
@@ -33,12 +37,12 @@ class FileResult:
     path: str
     status: str
     layout: str = ""
-    fixes: List[FixResult] = field(default_factory=list)
+    fixes: list[FixResult] = field(default_factory=list)
     message: str = ""
     diff: str = ""
-    backup: Optional[str] = None
+    backup: str | None = None
 
-    def as_json(self) -> Dict[str, object]:
+    def as_json(self) -> dict[str, object]:
         return {
             "path": self.path,
             "status": self.status,
@@ -49,7 +53,7 @@ class FileResult:
         }
 
 
-def summary(results: Sequence[FileResult]) -> Dict[str, int]:
+def summary(results: Sequence[FileResult]) -> dict[str, int]:
     return dict(Counter(result.status for result in results))
 
 

@@ -19,10 +19,11 @@ import os
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Callable, Dict, Iterator, List, Optional
+from typing import Callable
 
 import psutil
 
@@ -98,7 +99,7 @@ class Sample:
     connections_opened: int
     connections_open: int
     events_delivered: int
-    sizes: Dict[str, int]
+    sizes: dict[str, int]
     rss_mb: float
 
 
@@ -112,18 +113,18 @@ class RunResult:
     sent: Counter  # hook_event_name -> calls
     replies_ok: int  # calls whose stdout holds {"action": "continue"}
     errors: int  # calls that raised, exited non-zero or did not reply "continue"
-    error_examples: List[str]
+    error_examples: list[str]
     connections_opened: int
     peak_concurrent: int
     open_at_end: int  # still connected after the handler was released
     delivered: Counter  # claude_event type -> events the server received
-    peak_sizes: Dict[str, int]
-    final_sizes: Dict[str, int]
+    peak_sizes: dict[str, int]
+    final_sizes: dict[str, int]
     peak_stale: int  # most git-cache entries older than the age limit between two calls
     cleanups: int  # calls that ran the patched handler's periodic cleanup
-    after_cleanup_sizes: Dict[str, int]  # largest size of each collection right after a cleanup call
+    after_cleanup_sizes: dict[str, int]  # largest size of each collection right after a cleanup call
     stale_after_cleanup: int  # most stale git-cache entries right after a cleanup call
-    samples: List[Sample] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
 
     @property
     def delivered_total(self) -> int:
@@ -170,12 +171,12 @@ class _Observer:
         self.growth = Growth()
         self.interval = getattr(module, CLEANUP_INTERVAL, None)
         self.max_cache_age = max_cache_age
-        self.sizes: Dict[str, int] = {}
-        self.peak_sizes: Dict[str, int] = {}
-        self.window_sizes: Dict[str, int] = {}  # peaks since the last sample
+        self.sizes: dict[str, int] = {}
+        self.peak_sizes: dict[str, int] = {}
+        self.window_sizes: dict[str, int] = {}  # peaks since the last sample
         self.peak_stale = 0
         self.cleanups = 0
-        self.after_cleanup_sizes: Dict[str, int] = {}
+        self.after_cleanup_sizes: dict[str, int] = {}
         self.stale_after_cleanup = 0
 
     def before(self, handler) -> None:
@@ -207,9 +208,15 @@ def rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
-def soak(source: bytes, events: int, *, label: str = "", sample_every: int = 0,
-         max_cache_age: float = Settings().max_cache_age_seconds,
-         progress: Optional[Callable[[Sample], None]] = None) -> RunResult:
+def soak(
+    source: bytes,
+    events: int,
+    *,
+    label: str = "",
+    sample_every: int = 0,
+    max_cache_age: float = Settings().max_cache_age_seconds,
+    progress: Callable[[Sample], None] | None = None,
+) -> RunResult:
     """Drive ``events`` hook calls through ``main()`` of the handler ``source`` against a fresh server.
 
     When ``sample_every`` is positive, samples the state before the first call, every
@@ -217,9 +224,9 @@ def soak(source: bytes, events: int, *, label: str = "", sample_every: int = 0,
     emitted events to arrive, then releases the handler and waits, bounded, for its
     clients to disconnect.
     """
-    samples: List[Sample] = []
+    samples: list[Sample] = []
     sent: Counter = Counter()
-    errors: List[str] = []
+    errors: list[str] = []
     replies_ok = 0
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp, project_folders() as cwds, SocketIOServer() as server:
         with hook_environment(server.port):
@@ -234,8 +241,9 @@ def soak(source: bytes, events: int, *, label: str = "", sample_every: int = 0,
                 nonlocal paused
                 pause_started = time.perf_counter()
                 server.wait_until_quiet()
-                samples.append(Sample(done, server.opened, server.open, server.delivered, observer.window_sizes,
-                                      rss_mb()))
+                samples.append(
+                    Sample(done, server.opened, server.open, server.delivered, observer.window_sizes, rss_mb())
+                )
                 observer.window_sizes = {}
                 if progress is not None:
                     progress(samples[-1])
@@ -257,12 +265,22 @@ def soak(source: bytes, events: int, *, label: str = "", sample_every: int = 0,
             _release(module)
             server.wait_until(lambda: server.open == 0)
         return RunResult(
-            label=label, events=events, seconds=seconds, sent=sent,
+            label=label,
+            events=events,
+            seconds=seconds,
+            sent=sent,
             replies_ok=replies_ok,
-            errors=len(errors), error_examples=errors[:10],
-            connections_opened=server.opened, peak_concurrent=server.peak, open_at_end=server.open,
-            delivered=server.received_by_type(), peak_sizes=observer.peak_sizes, final_sizes=observer.sizes,
-            peak_stale=observer.peak_stale, cleanups=observer.cleanups,
-            after_cleanup_sizes=observer.after_cleanup_sizes, stale_after_cleanup=observer.stale_after_cleanup,
+            errors=len(errors),
+            error_examples=errors[:10],
+            connections_opened=server.opened,
+            peak_concurrent=server.peak,
+            open_at_end=server.open,
+            delivered=server.received_by_type(),
+            peak_sizes=observer.peak_sizes,
+            final_sizes=observer.sizes,
+            peak_stale=observer.peak_stale,
+            cleanups=observer.cleanups,
+            after_cleanup_sizes=observer.after_cleanup_sizes,
+            stale_after_cleanup=observer.stale_after_cleanup,
             samples=samples,
         )

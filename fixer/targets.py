@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional
 
 HANDLER_PARTS = ("hooks", "claude_hooks", "hook_handler.py")
 SKIPPED_FOLDERS = {".git", "__pycache__", "node_modules", ".tox", ".mypy_cache", ".pytest_cache"}
@@ -15,9 +15,9 @@ class TargetError(Exception):
     """A PATH that does not exist or holds no handler: a CI step pointed at the wrong place."""
 
 
-def find_handlers(paths: Iterable[str]) -> List[Path]:
+def find_handlers(paths: Iterable[str]) -> list[Path]:
     """Each PATH that is a file, and every ``**/hooks/claude_hooks/hook_handler.py`` under each folder."""
-    found: List[Path] = []
+    found: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if path.is_file():
@@ -34,7 +34,7 @@ def find_handlers(paths: Iterable[str]) -> List[Path]:
             raise TargetError(f"{raw}: not a file or folder (a broken link?)")
         else:
             raise TargetError(f"{raw}: no such file or folder")
-    unique: Dict[str, Path] = {}  # real path -> the path as found
+    unique: dict[str, Path] = {}  # real path -> the path as found
     for path in found:
         unique.setdefault(os.path.realpath(path), path)
     return list(unique.values())
@@ -47,7 +47,7 @@ def _walk(root: Path):
             yield Path(folder) / HANDLER_PARTS[-1]
 
 
-def claude_mpm_version(handler: Path) -> Optional[str]:
+def claude_mpm_version(handler: Path) -> str | None:
     """The claude-mpm release installed around ``handler``, from the nearest ``claude_mpm-*.dist-info`` folder
     up the tree (None when there is none: a source checkout, or a bare copy of the file)."""
     for folder in Path(os.path.realpath(handler)).parents:
@@ -63,7 +63,7 @@ FIND_PACKAGE = (
 )
 
 
-def installed_claude_mpm(python: Optional[str] = None) -> Path:
+def installed_claude_mpm(python: str | None = None) -> Path:
     """The claude_mpm package folder of this interpreter, or of ``python``, found without importing it."""
     if python is None:
         import importlib.util

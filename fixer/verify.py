@@ -16,9 +16,10 @@ import subprocess
 import sys
 import threading
 from collections import Counter, deque
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
+from typing import Callable, TextIO
 
 from codemods.settings import Settings
 from codemods.shape import UnsupportedShape, inspect
@@ -52,8 +53,8 @@ class Verification:
 
     path: str
     status: str
-    reasons: List[str] = field(default_factory=list)  # why it fails, one line each
-    notes: List[str] = field(default_factory=list)  # what was not judged, and why
+    reasons: list[str] = field(default_factory=list)  # why it fails, one line each
+    notes: list[str] = field(default_factory=list)  # what was not judged, and why
     layout: str = ""
     message: str = ""  # why it could not be verified (status error)
     figures: dict = field(default_factory=dict)
@@ -61,20 +62,27 @@ class Verification:
     def as_json(self) -> dict:
         figures = self.figures
         return {
-            "path": self.path, "status": self.status, "reasons": self.reasons, "notes": self.notes,
-            "layout": self.layout, "message": self.message,
-            **{key: figures.get(key) for key in ("python", "python_version", "packages", "transport", "events",
-                                                  "hang_limit")},
-            "per_process": figures.get("per_process", {}), "long_lived": figures.get("long_lived", {}),
+            "path": self.path,
+            "status": self.status,
+            "reasons": self.reasons,
+            "notes": self.notes,
+            "layout": self.layout,
+            "message": self.message,
+            **{
+                key: figures.get(key)
+                for key in ("python", "python_version", "packages", "transport", "events", "hang_limit")
+            },
+            "per_process": figures.get("per_process", {}),
+            "long_lived": figures.get("long_lived", {}),
         }
 
 
 # -- the verdict (pure) -----------------------------------------------------------------------
 
 
-def expected_deliveries(source: bytes, sent: Dict[str, int]) -> Dict[str, int]:
+def expected_deliveries(source: bytes, sent: dict[str, int]) -> dict[str, int]:
     """The ``claude_event`` types (and counts) the server should receive for the hook events ``sent``."""
-    expected: Dict[str, int] = {}
+    expected: dict[str, int] = {}
     for kind, count in sent.items():
         if kind in EMITS:
             expected[EMITS[kind]] = expected.get(EMITS[kind], 0) + count
@@ -91,8 +99,9 @@ def add_expected(figures: dict, source: bytes) -> dict:
     return figures
 
 
-def judge(figures: dict, has_socketio_client: bool,
-          max_connections: int = Settings().max_connections) -> Tuple[List[str], List[str]]:
+def judge(
+    figures: dict, has_socketio_client: bool, max_connections: int = Settings().max_connections
+) -> tuple[list[str], list[str]]:
     """(reasons to fail, notes) for the driver's figures, with their ``expected`` deliveries added.
 
     Pass means: no hook hung, every reply was ``continue``, every event arrived, no
@@ -100,61 +109,77 @@ def judge(figures: dict, has_socketio_client: bool,
     has one) were open at once in the long-lived run, and every tracked collection stayed
     within its limit plus one cleanup interval.
     """
-    reasons: List[str] = []
-    notes: List[str] = []
+    reasons: list[str] = []
+    notes: list[str] = []
     for condition, run in figures["per_process"].items():
         hooks = len(run["hook_seconds"])
         words = CONDITION_WORDS.get(condition, condition)
         if run["hung"]:
-            reasons.append(f"per process: {run['hung']} of {_count(hooks, 'hook process')} hung {words} "
-                           f"(killed after {run['hang_limit']:g} s)")
+            reasons.append(
+                f"per process: {run['hung']} of {_count(hooks, 'hook process')} hung {words} "
+                f"(killed after {run['hang_limit']:g} s)"
+            )
         if run["replies_not_continue"]:
-            reasons.append(f"per process: {run['replies_not_continue']} of {_count(hooks, 'hook process')} "
-                           f"did not reply continue {words}")
+            reasons.append(
+                f"per process: {run['replies_not_continue']} of {_count(hooks, 'hook process')} "
+                f"did not reply continue {words}"
+            )
         if run["delivered"] is not None and has_socketio_client:
             reasons += _delivery_reasons("per process", run)
             if run["connections_left_open"]:
-                reasons.append(f"per process: {run['connections_left_open']} of "
-                               f"{_count(run['connections_opened'], 'connection')} left open at the server "
-                               f"{SETTLE_SECONDS:g} s after the last hook")
+                reasons.append(
+                    f"per process: {run['connections_left_open']} of "
+                    f"{_count(run['connections_opened'], 'connection')} left open at the server "
+                    f"{SETTLE_SECONDS:g} s after the last hook"
+                )
     reasons += _long_lived_reasons(figures["long_lived"], has_socketio_client, max_connections)
     if not has_socketio_client:
         notes.append("no Socket.IO client in this handler: events and connections not applicable")
-    unlimited = [name for name, sizes in figures["long_lived"]["collections"].items()
-                 if sizes["limit"] is None and sizes["limit_name"]]
+    unlimited = [
+        name
+        for name, sizes in figures["long_lived"]["collections"].items()
+        if sizes["limit"] is None and sizes["limit_name"]
+    ]
     if unlimited:
-        notes.append(f"long-lived: no size limit on {', '.join(unlimited)} in this handler: peak sizes reported, "
-                     "not judged")
+        notes.append(
+            f"long-lived: no size limit on {', '.join(unlimited)} in this handler: peak sizes reported, not judged"
+        )
     return reasons, notes
 
 
-def _long_lived_reasons(run: dict, has_socketio_client: bool, max_connections: int) -> List[str]:
+def _long_lived_reasons(run: dict, has_socketio_client: bool, max_connections: int) -> list[str]:
     reasons = []
     calls = run["calls"]
     if run["hung_call"] is not None:
         reasons.append(f"long-lived: call {run['hung_call']} of {calls} hung (killed after {run['hang_limit']:g} s)")
     elif run["calls_done"] < calls:
-        reasons.append(f"long-lived: the process ended after {run['calls_done']} of {_count(calls, 'call')} "
-                       f"(exit code {run['exit_code']})")
+        reasons.append(
+            f"long-lived: the process ended after {run['calls_done']} of {_count(calls, 'call')} "
+            f"(exit code {run['exit_code']})"
+        )
     elif not run["exited"]:
-        reasons.append(f"long-lived: the process did not exit within {run['hang_limit']:g} s of its last call "
-                       "(killed)")
+        reasons.append(f"long-lived: the process did not exit within {run['hang_limit']:g} s of its last call (killed)")
     if run["replies_not_continue"]:
-        reasons.append(f"long-lived: {run['replies_not_continue']} of {_count(run['calls_done'], 'call')} did not "
-                       "reply continue")
+        reasons.append(
+            f"long-lived: {run['replies_not_continue']} of {_count(run['calls_done'], 'call')} did not reply continue"
+        )
     if has_socketio_client:
         reasons += _delivery_reasons("long-lived", run)
         if run["connections_left_open"]:
-            reasons.append(f"long-lived: {_count(run['connections_left_open'], 'connection')} left open at the "
-                           "server after the process ended")
+            reasons.append(
+                f"long-lived: {_count(run['connections_left_open'], 'connection')} left open at the "
+                "server after the process ended"
+            )
         limit = run["max_connections"] or max_connections  # the handler's own pool size, when it has a pool
         if run["peak_open"] > limit:
             reasons.append(f"long-lived: {_count(run['peak_open'], 'connection')} open at once (at most {limit})")
     interval = run["cleanup_interval"] or 0
     for name, sizes in run["collections"].items():
         if sizes["limit"] is not None and sizes["peak"] > sizes["limit"] + interval:
-            reasons.append(f"long-lived: {name} grew to {sizes['peak']} entries (limit {sizes['limit']} "
-                           f"+ one cleanup interval of {interval})")
+            reasons.append(
+                f"long-lived: {name} grew to {sizes['peak']} entries (limit {sizes['limit']} "
+                f"+ one cleanup interval of {interval})"
+            )
     return reasons
 
 
@@ -162,10 +187,13 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" + ("" if number == 1 else "es" if noun.endswith("s") else "s")
 
 
-def _delivery_reasons(run_name: str, run: dict) -> List[str]:
+def _delivery_reasons(run_name: str, run: dict) -> list[str]:
     expected = run["expected"]
-    lost = {kind: count - run["delivered"].get(kind, 0) for kind, count in expected.items()
-            if run["delivered"].get(kind, 0) < count}
+    lost = {
+        kind: count - run["delivered"].get(kind, 0)
+        for kind, count in expected.items()
+        if run["delivered"].get(kind, 0) < count
+    }
     if not lost:
         return []
     total = sum(expected.values())
@@ -178,8 +206,9 @@ def _delivery_reasons(run_name: str, run: dict) -> List[str]:
 Progress = Callable[[str, int, int], None]
 
 
-def verify_file(path: Path, python: str, events: int = DEFAULT_EVENTS,
-                progress: Optional[Progress] = None) -> Verification:
+def verify_file(
+    path: Path, python: str, events: int = DEFAULT_EVENTS, progress: Progress | None = None
+) -> Verification:
     """Run the handler at ``path`` in ``python`` (both runs) and judge it; errors become status ``error``."""
     try:
         source = path.read_bytes()
@@ -199,7 +228,7 @@ def verify_file(path: Path, python: str, events: int = DEFAULT_EVENTS,
     return Verification(str(path), FAIL if reasons else PASS, reasons, notes, shape.layout, figures=figures)
 
 
-def run_driver(python: str, handler: Path, events: int, progress: Optional[Progress] = None) -> dict:
+def run_driver(python: str, handler: Path, events: int, progress: Progress | None = None) -> dict:
     """The driver's figures for ``handler``, measured in ``python``; progress lines go to ``progress``.
 
     The environment, PYTHONPATH included, is passed through: it is what decides the transport
@@ -208,13 +237,19 @@ def run_driver(python: str, handler: Path, events: int, progress: Optional[Progr
     command = [python, str(DRIVER), str(os.path.abspath(handler)), "--events", str(events)]
     environment = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     try:
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   text=True, env=environment)
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environment,
+        )
     except OSError as error:
         raise VerifyError(f"cannot run {python}: {error.strerror or error}") from None
     assert process.stdout is not None and process.stderr is not None  # both are pipes
     output, errors = process.stdout, process.stderr
-    stdout: List[str] = []
+    stdout: list[str] = []
     reader = threading.Thread(target=lambda: stdout.append(output.read()), daemon=True)
     reader.start()
     budget = time_budget(events)
@@ -231,7 +266,7 @@ def run_driver(python: str, handler: Path, events: int, progress: Optional[Progr
         for line in errors:
             if line.startswith(PROGRESS_PREFIX):
                 if progress is not None:
-                    step = json.loads(line[len(PROGRESS_PREFIX):])
+                    step = json.loads(line[len(PROGRESS_PREFIX) :])
                     progress(step["stage"], step["done"], step["total"])
             elif line.strip():
                 diagnostics.append(line.strip())
@@ -268,8 +303,9 @@ def exit_code(verifications: Sequence[Verification]) -> int:
 
 
 @contextlib.contextmanager
-def progress_display(stream: TextIO, quiet: bool = False,
-                     no_color: bool = False) -> Iterator[Callable[[Path], Optional[Progress]]]:
+def progress_display(
+    stream: TextIO, quiet: bool = False, no_color: bool = False
+) -> Iterator[Callable[[Path], Progress | None]]:
     """Yields ``for_file(path)``, the progress callback for one handler's runs.
 
     On a terminal, a live bar per run; elsewhere (CI logs) a line as each run starts, so a
@@ -279,6 +315,7 @@ def progress_display(stream: TextIO, quiet: bool = False,
         yield lambda path: None
         return
     if not stream.isatty():
+
         def for_file(path: Path) -> Progress:
             started = set()
 
@@ -286,6 +323,7 @@ def progress_display(stream: TextIO, quiet: bool = False,
                 if stage not in started:
                     started.add(stage)
                     print(f"verify: {path}: {stage} ({total} events)...", file=stream, flush=True)
+
             return report
 
         yield for_file
@@ -295,32 +333,45 @@ def progress_display(stream: TextIO, quiet: bool = False,
 
     from .report import console_for
 
-    with Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-             console=console_for(stream, no_color), transient=True) as bar:
+    with Bar(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console_for(stream, no_color),
+        transient=True,
+    ) as bar:
+
         def for_file(path: Path) -> Progress:
-            tasks: Dict[str, TaskID] = {}
+            tasks: dict[str, TaskID] = {}
 
             def report(stage: str, done: int, total: int) -> None:
                 if stage not in tasks:
                     tasks[stage] = bar.add_task(f"{path.name}: {stage}", total=total)
                 bar.update(tasks[stage], completed=done)
+
             return report
 
         yield for_file
 
 
-def summary(verifications: Sequence[Verification]) -> Dict[str, int]:
+def summary(verifications: Sequence[Verification]) -> dict[str, int]:
     return dict(Counter(verification.status for verification in verifications))
 
 
-def render_json(verifications: Sequence[Verification], stream: Optional[TextIO] = None) -> None:
-    document = {"files": [verification.as_json() for verification in verifications],
-                "summary": summary(verifications)}
+def render_json(verifications: Sequence[Verification], stream: TextIO | None = None) -> None:
+    document = {"files": [verification.as_json() for verification in verifications], "summary": summary(verifications)}
     (stream or sys.stdout).write(json.dumps(document, indent=2) + "\n")
 
 
-def render_text(verifications: Sequence[Verification], *, quiet: bool = False, verbose: bool = False,
-                no_color: bool = False, stream: Optional[TextIO] = None) -> None:
+def render_text(
+    verifications: Sequence[Verification],
+    *,
+    quiet: bool = False,
+    verbose: bool = False,
+    no_color: bool = False,
+    stream: TextIO | None = None,
+) -> None:
     """A table of figures per file, then the verdict with its reasons; on stderr, as the other reports."""
     from rich.text import Text
 
@@ -337,8 +388,10 @@ def render_text(verifications: Sequence[Verification], *, quiet: bool = False, v
         figures = verification.figures
         line = Text(f"{verification.path}: ")
         line.append(verification.status, style=styles[verification.status])
-        line.append(f"  [layout {verification.layout}; Python {figures['python_version']}; "
-                    f"transport {figures['transport']}]", style="dim")
+        line.append(
+            f"  [layout {verification.layout}; Python {figures['python_version']}; transport {figures['transport']}]",
+            style="dim",
+        )
         console.print(line)
         if not quiet:
             console.print(_figures_table(figures))
@@ -351,8 +404,9 @@ def render_text(verifications: Sequence[Verification], *, quiet: bool = False, v
             for example in _failure_examples(figures):
                 console.print(Text(f"    {example}", style="dim"))
     text = ", ".join(f"{count} {status}" for status, count in summary(verifications).items()) or "no files"
-    console.print(Text(f"verify: {text} (a hook still running after {HANG_LIMIT_SECONDS:g} s counts as hung)",
-                       style="bold"))
+    console.print(
+        Text(f"verify: {text} (a hook still running after {HANG_LIMIT_SECONDS:g} s counts as hung)", style="bold")
+    )
 
 
 def _figures_table(figures: dict):
@@ -363,14 +417,27 @@ def _figures_table(figures: dict):
         table.add_column(header, justify="left" if header == "run" else "right", no_wrap=True)
     for condition, run in figures["per_process"].items():
         table.add_row(
-            RUN_LABELS.get(condition, condition), str(len(run["hook_seconds"])), str(run["hung"]),
+            RUN_LABELS.get(condition, condition),
+            str(len(run["hook_seconds"])),
+            str(run["hung"]),
             f"{run['hook_seconds_median']:.2f}/{run['hook_seconds_max']:.2f}",
-            _delivered(run), _optional(run["connections_opened"]), "-", _optional(run["connections_left_open"]),
+            _delivered(run),
+            _optional(run["connections_opened"]),
+            "-",
+            _optional(run["connections_left_open"]),
         )
     run = figures["long_lived"]
     hung = run["hung_call"] is not None or (run["calls_done"] == run["calls"] and not run["exited"])
-    table.add_row("main() x N", f"{run['calls_done']}/{run['calls']}", "1" if hung else "0", "-", _delivered(run),
-                  str(run["connections_opened"]), str(run["peak_open"]), str(run["connections_left_open"]))
+    table.add_row(
+        "main() x N",
+        f"{run['calls_done']}/{run['calls']}",
+        "1" if hung else "0",
+        "-",
+        _delivered(run),
+        str(run["connections_opened"]),
+        str(run["peak_open"]),
+        str(run["connections_left_open"]),
+    )
     return table
 
 
@@ -386,14 +453,24 @@ def _optional(value) -> str:
 
 def _long_lived_line(run: dict) -> str:
     """How the long-lived process ended, and the peak size of each collection it tracks."""
-    ending = (f"exited {run['exit_seconds']:.2f} s after its last call" if run["exited"]
-              else "killed (hung)" if run["exit_code"] is None else f"ended early, exit code {run['exit_code']}")
-    sizes = [f"{name} {sizes['peak']}" + (f"/{sizes['limit']}" if sizes["limit"] is not None else "")
-             for name, sizes in run["collections"].items()]
+    ending = (
+        f"exited {run['exit_seconds']:.2f} s after its last call"
+        if run["exited"]
+        else "killed (hung)"
+        if run["exit_code"] is None
+        else f"ended early, exit code {run['exit_code']}"
+    )
+    sizes = [
+        f"{name} {sizes['peak']}" + (f"/{sizes['limit']}" if sizes["limit"] is not None else "")
+        for name, sizes in run["collections"].items()
+    ]
     return f"main() x N: {ending}; peak sizes (/limit): {', '.join(sizes) or 'none measured'}"
 
 
-def _failure_examples(figures: dict) -> List[str]:
-    examples = [f"per process, {condition}: {failure}" for condition, run in figures["per_process"].items()
-                for failure in run["failures"]]
+def _failure_examples(figures: dict) -> list[str]:
+    examples = [
+        f"per process, {condition}: {failure}"
+        for condition, run in figures["per_process"].items()
+        for failure in run["failures"]
+    ]
     return examples + [f"long-lived: {failure}" for failure in figures["long_lived"]["failures"]]

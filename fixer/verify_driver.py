@@ -40,10 +40,11 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Callable
 
 CONTINUE = {"action": "continue"}
 TURN = ("UserPromptSubmit", "PreToolUse", "PostToolUse", "SubagentStop", "Stop")
@@ -94,11 +95,11 @@ class SocketIOServer:
         self.received: Counter = Counter()
         self.port = 0  # the real one once started
         self._ready = threading.Event()
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._failure: Optional[BaseException] = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._failure: BaseException | None = None
         self._thread = threading.Thread(target=self._serve, name="socketio-server", daemon=True)
 
-    def __enter__(self) -> "SocketIOServer":
+    def __enter__(self) -> SocketIOServer:
         self._thread.start()
         if not self._ready.wait(10):
             raise RuntimeError("the Socket.IO server did not start within 10 s")
@@ -153,8 +154,11 @@ class SocketIOServer:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         sio = socketio.AsyncServer(
-            async_mode="aiohttp", ping_interval=DASHBOARD_PING_INTERVAL, ping_timeout=DASHBOARD_PING_TIMEOUT,
-            logger=False, engineio_logger=False,
+            async_mode="aiohttp",
+            ping_interval=DASHBOARD_PING_INTERVAL,
+            ping_timeout=DASHBOARD_PING_TIMEOUT,
+            logger=False,
+            engineio_logger=False,
         )
         sio.on("connect", self._on_connect)
         sio.on("disconnect", self._on_disconnect)
@@ -211,11 +215,11 @@ class WedgedServer:
 
     def __init__(self) -> None:
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._accepted: List[socket.socket] = []
+        self._accepted: list[socket.socket] = []
         self._thread = threading.Thread(target=self._accept, name="wedged-server", daemon=True)
         self.port = 0  # the real one once started
 
-    def __enter__(self) -> "WedgedServer":
+    def __enter__(self) -> WedgedServer:
         self._listener.bind(("127.0.0.1", 0))
         self._listener.listen(64)
         self.port = self._listener.getsockname()[1]
@@ -246,7 +250,7 @@ def nothing_listening() -> Iterator[int]:
 # -- the hook events --------------------------------------------------------------------------
 
 
-def hook_events(count: int, cwds: List[str]) -> Iterator[dict]:
+def hook_events(count: int, cwds: list[str]) -> Iterator[dict]:
     """``count`` hook events as Claude Code sends them, one turn after another.
 
     A turn is a prompt, a Task delegation to a subagent, the tool's result, the subagent's
@@ -259,10 +263,17 @@ def hook_events(count: int, cwds: List[str]) -> Iterator[dict]:
         session = f"soak-session-{turn:06d}"
         cwd = cwds[turn % len(cwds)]
         agent = AGENTS[turn % len(AGENTS)]
-        event: Dict[str, object] = {"hook_event_name": kind, "session_id": session, "cwd": cwd,
-                                    "transcript_path": f"{cwd}/.claude/{session}.jsonl"}
-        task = {"subagent_type": agent, "description": f"turn {turn}",
-                "prompt": f"Investigate failing test number {turn} and report back."}
+        event: dict[str, object] = {
+            "hook_event_name": kind,
+            "session_id": session,
+            "cwd": cwd,
+            "transcript_path": f"{cwd}/.claude/{session}.jsonl",
+        }
+        task = {
+            "subagent_type": agent,
+            "description": f"turn {turn}",
+            "prompt": f"Investigate failing test number {turn} and report back.",
+        }
         if kind == "UserPromptSubmit":
             event["prompt"] = f"Please fix bug #{turn}; the build is broken."
         elif kind in ("PreToolUse", "PostToolUse"):
@@ -275,7 +286,7 @@ def hook_events(count: int, cwds: List[str]) -> Iterator[dict]:
 
 
 @contextlib.contextmanager
-def project_folders(count: int = 3) -> Iterator[List[str]]:
+def project_folders(count: int = 3) -> Iterator[list[str]]:
     """Throwaway project folders for the events' ``cwd`` (the handler looks up their git branch)."""
     with tempfile.TemporaryDirectory(prefix="verify-projects-") as root:
         cwds = [os.path.join(root, f"project-{n}") for n in range(count)]
@@ -284,7 +295,7 @@ def project_folders(count: int = 3) -> Iterator[List[str]]:
         yield cwds
 
 
-def wrapper_environment(port: int) -> Dict[str, str]:
+def wrapper_environment(port: int) -> dict[str, str]:
     """The environment ``hook_wrapper.sh`` gives the handler (the rest, PYTHONPATH included, is ours)."""
     return dict(os.environ, CLAUDE_MPM_SOCKETIO_PORT=str(port), CLAUDE_MPM_HOOK_DEBUG="true")
 
@@ -312,7 +323,7 @@ def import_handler(path: Path) -> ModuleType:
     return module
 
 
-def call_hook(module: ModuleType, event: dict) -> Tuple[bool, Optional[str]]:
+def call_hook(module: ModuleType, event: dict) -> tuple[bool, str | None]:
     """One hook call as Claude Code makes it: did it reply "continue", and why it failed, if it did."""
     stdout, saved_stdin = io.StringIO(), sys.stdin
     sys.stdin = io.StringIO(json.dumps(event))
@@ -360,12 +371,12 @@ def observe_handle(module: ModuleType, before: Callable[[object], None], after: 
     setattr(module, HANDLER_CLASS, type(f"Observed{base.__name__}", (base,), {"handle": handle}))
 
 
-def collection_sizes(handler, names) -> Dict[str, int]:
+def collection_sizes(handler, names) -> dict[str, int]:
     """Sizes of the named collections this handler has (dicts only)."""
     return {name: len(value) for name in names if isinstance(value := getattr(handler, name, None), dict)}
 
 
-def raise_to(peaks: Dict[str, int], sizes: Dict[str, int]) -> None:
+def raise_to(peaks: dict[str, int], sizes: dict[str, int]) -> None:
     """Keep in ``peaks`` the largest size seen of each collection."""
     for name, size in sizes.items():
         peaks[name] = max(peaks.get(name, 0), size)
@@ -384,14 +395,14 @@ class PerProcessRun:
 
     condition: str
     hang_limit: float
-    sent: Dict[str, int]  # hook_event_name -> processes
-    hook_seconds: List[float]  # wall time of each process, start to exit
+    sent: dict[str, int]  # hook_event_name -> processes
+    hook_seconds: list[float]  # wall time of each process, start to exit
     hung: int  # processes killed at the hang limit
     replies_not_continue: int
-    failures: List[str]  # the first few, one line each
-    delivered: Optional[Dict[str, int]] = None  # claude_event type -> events the server received
-    connections_opened: Optional[int] = None
-    connections_left_open: Optional[int] = None  # still open at the server after the settle time
+    failures: list[str]  # the first few, one line each
+    delivered: dict[str, int] | None = None  # claude_event type -> events the server received
+    connections_opened: int | None = None
+    connections_left_open: int | None = None  # still open at the server after the settle time
 
     def as_json(self) -> dict:
         figures = asdict(self)
@@ -401,7 +412,7 @@ class PerProcessRun:
 
 
 @contextlib.contextmanager
-def _condition(condition: str) -> Iterator[Tuple[int, Optional[SocketIOServer]]]:
+def _condition(condition: str) -> Iterator[tuple[int, SocketIOServer | None]]:
     """(port, the counting server or None) for a server condition."""
     if condition == SERVER_UP:
         with SocketIOServer() as server:
@@ -416,14 +427,21 @@ def _condition(condition: str) -> Iterator[Tuple[int, Optional[SocketIOServer]]]
         raise ValueError(f"unknown condition {condition!r}: one of {', '.join(CONDITIONS)}")
 
 
-def run_per_process(python: str, handler: Path, events: int = DEFAULT_EVENTS, condition: str = SERVER_UP, *,
-                    hang_limit: float = HANG_LIMIT_SECONDS, settle: float = SETTLE_SECONDS,
-                    progress: Optional[Callable[[int, int], None]] = None) -> PerProcessRun:
+def run_per_process(
+    python: str,
+    handler: Path,
+    events: int = DEFAULT_EVENTS,
+    condition: str = SERVER_UP,
+    *,
+    hang_limit: float = HANG_LIMIT_SECONDS,
+    settle: float = SETTLE_SECONDS,
+    progress: Callable[[int, int], None] | None = None,
+) -> PerProcessRun:
     """Run ``python handler`` once per hook event, as ``hook_wrapper.sh`` does, and measure it."""
     handler = Path(handler).resolve()  # each hook runs in its event's project folder
     sent: Counter = Counter()
-    seconds: List[float] = []
-    failures: List[str] = []
+    seconds: list[float] = []
+    failures: list[str] = []
     hung = not_continue = 0
     with project_folders() as cwds, _condition(condition) as (port, server):
         environment = wrapper_environment(port)
@@ -453,13 +471,21 @@ def run_per_process(python: str, handler: Path, events: int = DEFAULT_EVENTS, co
     return run
 
 
-def _run_hook(python: str, handler: Path, event: dict, environment: Dict[str, str],
-              hang_limit: float) -> Tuple[float, Optional[int], str, str]:
+def _run_hook(
+    python: str, handler: Path, event: dict, environment: dict[str, str], hang_limit: float
+) -> tuple[float, int | None, str, str]:
     """(seconds, exit code or None when it hung and was killed, stdout, stderr) of one hook process."""
     started = time.perf_counter()
-    process = subprocess.Popen([python, str(handler)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, cwd=event["cwd"], env=environment, text=True,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        [python, str(handler)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=event["cwd"],
+        env=environment,
+        text=True,
+        start_new_session=True,
+    )
     try:
         stdout, stderr = process.communicate(json.dumps(event), timeout=hang_limit)
     except subprocess.TimeoutExpired:
@@ -493,30 +519,36 @@ class LongLivedRun:
     calls: int
     hang_limit: float
     calls_done: int
-    hung_call: Optional[int]  # the call that was still running at the hang limit (then killed)
+    hung_call: int | None  # the call that was still running at the hang limit (then killed)
     exited: bool  # the process exited within the hang limit after its last call
-    exit_code: Optional[int]  # None when it was killed
-    exit_seconds: Optional[float]  # from the last call's return to the process exit
+    exit_code: int | None  # None when it was killed
+    exit_seconds: float | None  # from the last call's return to the process exit
     replies_not_continue: int
-    failures: List[str]
-    sent: Dict[str, int]  # hook_event_name -> calls that returned
-    delivered: Dict[str, int]
+    failures: list[str]
+    sent: dict[str, int]  # hook_event_name -> calls that returned
+    delivered: dict[str, int]
     connections_opened: int
     peak_open: int
     connections_left_open: int
     # name -> {"peak": int, "limit": int|None, "limit_name": the constant that would limit it, None for the
     # git-branch cache, which is bounded by age}
-    collections: Dict[str, dict] = field(default_factory=dict)
-    cleanup_interval: Optional[int] = None  # the handler's CLEANUP_INTERVAL_EVENTS, when it has one
-    max_connections: Optional[int] = None  # its connection pool's size, when it has a pool
+    collections: dict[str, dict] = field(default_factory=dict)
+    cleanup_interval: int | None = None  # the handler's CLEANUP_INTERVAL_EVENTS, when it has one
+    max_connections: int | None = None  # its connection pool's size, when it has a pool
 
     def as_json(self) -> dict:
         return asdict(self)
 
 
-def run_long_lived(python: str, handler: Path, events: int = DEFAULT_EVENTS, *,
-                   hang_limit: float = HANG_LIMIT_SECONDS, settle: float = SETTLE_SECONDS,
-                   progress: Optional[Callable[[int, int], None]] = None) -> LongLivedRun:
+def run_long_lived(
+    python: str,
+    handler: Path,
+    events: int = DEFAULT_EVENTS,
+    *,
+    hang_limit: float = HANG_LIMIT_SECONDS,
+    settle: float = SETTLE_SECONDS,
+    progress: Callable[[int, int], None] | None = None,
+) -> LongLivedRun:
     """Call ``main()`` ``events`` times in one ``python`` process against a fresh server, and measure it.
 
     The process reports each call on a file of its own (its stdout belongs to the handler);
@@ -526,14 +558,30 @@ def run_long_lived(python: str, handler: Path, events: int = DEFAULT_EVENTS, *,
     with project_folders() as cwds, SocketIOServer() as server, tempfile.TemporaryDirectory() as scratch:
         report = Path(scratch) / "calls.jsonl"
         report.touch()
-        command = [python, str(Path(__file__).resolve()), "--long-lived-child", str(handler),
-                   "--events", str(events), "--report", str(report), "--cwds", os.pathsep.join(cwds)]
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL, cwd=cwds[0], env=wrapper_environment(server.port),
-                                   start_new_session=True)
-        lines: List[dict] = []
+        command = [
+            python,
+            str(Path(__file__).resolve()),
+            "--long-lived-child",
+            str(handler),
+            "--events",
+            str(events),
+            "--report",
+            str(report),
+            "--cwds",
+            os.pathsep.join(cwds),
+        ]
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=cwds[0],
+            env=wrapper_environment(server.port),
+            start_new_session=True,
+        )
+        lines: list[dict] = []
         last_news = time.monotonic()
-        finished_at: Optional[float] = None
+        finished_at: float | None = None
         with report.open() as reader:
             unfinished = ""
             while True:
@@ -559,13 +607,19 @@ def run_long_lived(python: str, handler: Path, events: int = DEFAULT_EVENTS, *,
         return _long_lived_figures(lines, events, hang_limit, finished_at, exited_at, exit_code, server)
 
 
-def _long_lived_figures(lines: List[dict], events: int, hang_limit: float, finished_at: Optional[float],
-                        exited_at: Optional[float], exit_code: Optional[int],
-                        server: SocketIOServer) -> LongLivedRun:
+def _long_lived_figures(
+    lines: list[dict],
+    events: int,
+    hang_limit: float,
+    finished_at: float | None,
+    exited_at: float | None,
+    exit_code: int | None,
+    server: SocketIOServer,
+) -> LongLivedRun:
     calls = [line for line in lines if "call" in line]
     done: dict = next((line["done"] for line in lines if "done" in line), {})
     failures = [f"call {line['call']} ({line['kind']}): {line['failure']}" for line in calls if line["failure"]]
-    peaks: Dict[str, int] = {}
+    peaks: dict[str, int] = {}
     for line in calls:
         raise_to(peaks, line["sizes"])
     limits = done.get("limits", {})
@@ -575,19 +629,30 @@ def _long_lived_figures(lines: List[dict], events: int, hang_limit: float, finis
     exit_seconds = None if finished_at is None or exited_at is None else round(exited_at - finished_at, 3)
     started = len(calls) + (hung_call is not None)  # a hung call's event was handed over too
     return LongLivedRun(
-        calls=events, hang_limit=hang_limit, calls_done=len(calls), hung_call=hung_call,
-        exited=exit_seconds is not None, exit_code=exit_code, exit_seconds=exit_seconds,
+        calls=events,
+        hang_limit=hang_limit,
+        calls_done=len(calls),
+        hung_call=hung_call,
+        exited=exit_seconds is not None,
+        exit_code=exit_code,
+        exit_seconds=exit_seconds,
         replies_not_continue=sum(1 for line in calls if not line["replied"]),
-        failures=failures[:FAILURE_EXAMPLES], sent=dict(Counter(TURN[index % len(TURN)] for index in range(started))),
-        delivered=dict(server.received_by_type()), connections_opened=server.opened, peak_open=server.peak,
+        failures=failures[:FAILURE_EXAMPLES],
+        sent=dict(Counter(TURN[index % len(TURN)] for index in range(started))),
+        delivered=dict(server.received_by_type()),
+        connections_opened=server.opened,
+        peak_open=server.peak,
         connections_left_open=server.open,
-        collections={name: {"peak": peak, "limit": limits.get(name), "limit_name": SIZE_LIMITS[name]}
-                     for name, peak in peaks.items()},
-        cleanup_interval=done.get("cleanup_interval"), max_connections=done.get("max_connections"),
+        collections={
+            name: {"peak": peak, "limit": limits.get(name), "limit_name": SIZE_LIMITS[name]}
+            for name, peak in peaks.items()
+        },
+        cleanup_interval=done.get("cleanup_interval"),
+        max_connections=done.get("max_connections"),
     )
 
 
-def long_lived_child(handler: Path, events: int, report: Path, cwds: List[str]) -> None:
+def long_lived_child(handler: Path, events: int, report: Path, cwds: list[str]) -> None:
     """The watched process of :func:`run_long_lived`: ``main()`` N times, one report line per call.
 
     Then it returns, and the interpreter's exit (where a handler kept in a module global is
@@ -595,12 +660,13 @@ def long_lived_child(handler: Path, events: int, report: Path, cwds: List[str]) 
     """
     sys.path.insert(0, str(handler.parent))  # as when the file is run as a script
     module = import_handler(handler)
-    seen: Dict[str, object] = {}
+    seen: dict[str, object] = {}
 
     def measure(instance) -> None:
         seen["sizes"] = collection_sizes(instance, SIZE_LIMITS)
-        seen["limits"] = {name: _constant(instance, module, constant)
-                          for name, constant in SIZE_LIMITS.items() if constant}
+        seen["limits"] = {
+            name: _constant(instance, module, constant) for name, constant in SIZE_LIMITS.items() if constant
+        }
         seen["cleanup_interval"] = _constant(instance, module, CLEANUP_INTERVAL)
         pool = getattr(instance, POOL_ATTRIBUTE, None)
         seen["max_connections"] = getattr(pool, "max_connections", None)
@@ -610,15 +676,20 @@ def long_lived_child(handler: Path, events: int, report: Path, cwds: List[str]) 
         for number, event in enumerate(hook_events(events, cwds), start=1):
             seen["sizes"] = {}
             replied, failure = call_hook(module, event)
-            line = {"call": number, "kind": event["hook_event_name"], "replied": replied, "failure": failure,
-                    "sizes": seen["sizes"]}
+            line = {
+                "call": number,
+                "kind": event["hook_event_name"],
+                "replied": replied,
+                "failure": failure,
+                "sizes": seen["sizes"],
+            }
             out.write(json.dumps(line) + "\n")
             out.flush()
         summary = {key: seen.get(key) for key in ("limits", "cleanup_interval", "max_connections")}
         out.write(json.dumps({"done": summary}) + "\n")
 
 
-def _constant(handler, module: ModuleType, name: str) -> Optional[int]:
+def _constant(handler, module: ModuleType, name: str) -> int | None:
     """A limit as the handler sees it: an attribute (claude-mpm 3.9.4+) or a module constant (ours)."""
     value = getattr(handler, name, getattr(module, name, None))
     return value if isinstance(value, int) else None
@@ -627,7 +698,7 @@ def _constant(handler, module: ModuleType, name: str) -> Optional[int]:
 # -- the command line (inside the target interpreter) -----------------------------------------
 
 
-def missing_packages() -> List[str]:
+def missing_packages() -> list[str]:
     """The distributions the server and the handler's client need that this interpreter lacks."""
     return [package for module, package in REQUIRED_MODULES.items() if importlib.util.find_spec(module) is None]
 
@@ -637,10 +708,10 @@ def transport() -> str:
     return "websocket" if importlib.util.find_spec("websocket") is not None else "polling"
 
 
-def package_versions() -> Dict[str, Optional[str]]:
+def package_versions() -> dict[str, str | None]:
     from importlib import metadata
 
-    versions: Dict[str, Optional[str]] = {}
+    versions: dict[str, str | None] = {}
     for name in ("claude-mpm", "python-socketio", "python-engineio", "aiohttp", "websocket-client"):
         try:
             versions[name] = metadata.version(name)
@@ -649,24 +720,39 @@ def package_versions() -> Dict[str, Optional[str]]:
     return versions
 
 
-def verify(handler: Path, events: int, hang_limit: float = HANG_LIMIT_SECONDS,
-           progress: Optional[Callable[[str, int, int], None]] = None) -> dict:
+def verify(
+    handler: Path,
+    events: int,
+    hang_limit: float = HANG_LIMIT_SECONDS,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict:
     """Both runs on ``handler`` in this interpreter: the figures ``fix-memory-leaks verify`` judges."""
     python = sys.executable
 
-    def stage(name: str) -> Optional[Callable[[int, int], None]]:
+    def stage(name: str) -> Callable[[int, int], None] | None:
         return None if progress is None else (lambda done, total: progress(name, done, total))
 
     per_process = {
-        condition: run_per_process(python, handler, events, condition, hang_limit=hang_limit,
-                                   progress=stage(f"per process, {condition.replace('_', ' ')}")).as_json()
+        condition: run_per_process(
+            python,
+            handler,
+            events,
+            condition,
+            hang_limit=hang_limit,
+            progress=stage(f"per process, {condition.replace('_', ' ')}"),
+        ).as_json()
         for condition in (SERVER_UP, NO_SERVER)
     }
     long_lived = run_long_lived(python, handler, events, hang_limit=hang_limit, progress=stage("long-lived"))
     return {
-        "python": python, "python_version": ".".join(map(str, sys.version_info[:3])),
-        "packages": package_versions(), "transport": transport(), "events": events, "hang_limit": hang_limit,
-        "per_process": per_process, "long_lived": long_lived.as_json(),
+        "python": python,
+        "python_version": ".".join(map(str, sys.version_info[:3])),
+        "packages": package_versions(),
+        "transport": transport(),
+        "events": events,
+        "hang_limit": hang_limit,
+        "per_process": per_process,
+        "long_lived": long_lived.as_json(),
     }
 
 
@@ -674,7 +760,7 @@ def _print_progress(stage: str, done: int, total: int) -> None:
     print(PROGRESS_PREFIX + json.dumps({"stage": stage, "done": done, "total": total}), file=sys.stderr, flush=True)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run a claude-mpm hook handler for real and print figures as JSON.")
     parser.add_argument("handler", type=Path)
     parser.add_argument("--events", type=int, default=DEFAULT_EVENTS)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
-from typing import Optional
 
 COMPILES, UNEXPECTED_INDENT = "compiles", "unexpected-indent"
 
@@ -105,19 +104,20 @@ def natural_kind(source: bytes) -> str:
     return UNEXPECTED_INDENT if _DELEGATION_REQUESTS.search(source.decode("utf-8")) else COMPILES
 
 
-def damage(source: bytes, kind: Optional[str] = None) -> bytes:
+def damage(source: bytes, kind: str | None = None) -> bytes:
     """``source`` as the script leaves it; ``kind`` forces the other outcome on any release."""
     kind = kind or natural_kind(source)
     text = source.decode("utf-8")
     text = text.replace("from collections import deque\n", "from collections import deque\nimport threading\n", 1)
-    text = re.sub(r"^class ClaudeHookHandler\b", lambda m: POOL_AND_GLOBALS + m.group(0), text, 1, re.MULTILINE)
+    handler_class = re.compile(r"^class ClaudeHookHandler\b", re.MULTILINE)
+    text = handler_class.sub(lambda m: POOL_AND_GLOBALS + m.group(0), text, count=1)
     text = text.replace(_SIO_LINES, _indented("        ", INIT_ATTRIBUTES + LIMIT_ATTRIBUTES))
     if kind == UNEXPECTED_INDENT:
         in_class = text.index("\nclass ClaudeHookHandler")
         anchor = _DELEGATION_REQUESTS.search(text) or _FIRST_SELF_ASSIGNMENT.search(text, in_class)
         deeper = _indented(anchor.group(1) + "    ", LIMIT_ATTRIBUTES)
         text = text[: anchor.end()] + deeper + text[anchor.end() :]
-    text = re.sub(r"^    def handle\(self", lambda m: CLEANUP_METHOD + m.group(0), text, 1, re.MULTILINE)
+    text = re.sub(r"^    def handle\(self", lambda m: CLEANUP_METHOD + m.group(0), text, count=1, flags=re.MULTILINE)
     text = text.replace(MAIN_TEMPLATE, MAIN_SINGLETON, 1)
     return text.encode("utf-8")
 
@@ -126,7 +126,7 @@ def _indented(indent: str, lines) -> str:
     return "".join(f"{indent}{line}\n" for line in lines)
 
 
-def run_script(handler: Path, kind: Optional[str] = None) -> Path:
+def run_script(handler: Path, kind: str | None = None) -> Path:
     """What a user running the script gets: the pristine ``.backup`` (never overwritten), the damaged file."""
     backup = handler.with_name(handler.name + ".backup")
     if not backup.exists():

@@ -10,8 +10,8 @@ import subprocess
 import sys
 import tokenize
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from tests.helpers_pyflakes import undefined_names
 
@@ -23,7 +23,7 @@ HANDLER_TAIL = Path("claude_mpm", "hooks", "claude_hooks", "hook_handler.py")
 # ---------------------------------------------------------------- files and folders
 
 
-def snapshot(folder: Path) -> Dict[str, Tuple[str, object, int]]:
+def snapshot(folder: Path) -> dict[str, tuple[str, object, int]]:
     """Every entry under ``folder``: kind, content (bytes, or a link's target) and permission bits."""
     entries = {}
     for dirpath, dirnames, filenames in os.walk(folder):
@@ -53,7 +53,7 @@ def _read_as_owner(path: Path) -> bytes:
             os.chmod(path, mode)
 
 
-def code_lines(source: bytes) -> "Counter[bytes]":
+def code_lines(source: bytes) -> Counter[bytes]:
     """Non-blank lines, counted. An added import is the same line whichever fix added it, but it
     carries the mark of the fix that first needed it, so marks on import lines are left out."""
     return Counter(
@@ -63,7 +63,7 @@ def code_lines(source: bytes) -> "Counter[bytes]":
     )
 
 
-def make_handler(root: Path, source: bytes, mode: Optional[int] = None) -> Path:
+def make_handler(root: Path, source: bytes, mode: int | None = None) -> Path:
     """Write ``source`` where claude-mpm keeps its handler under ``root``; returns the file."""
     target = root / HANDLER_TAIL
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -73,7 +73,7 @@ def make_handler(root: Path, source: bytes, mode: Optional[int] = None) -> Path:
     return target
 
 
-def stray_files(folder: Path) -> List[str]:
+def stray_files(folder: Path) -> list[str]:
     """Temporary files a write left behind (ours are ``.NAME.XXXX.tmp``)."""
     return sorted(name for name in os.listdir(folder) if name.startswith(".") or name.endswith(".tmp"))
 
@@ -81,23 +81,28 @@ def stray_files(folder: Path) -> List[str]:
 # ---------------------------------------------------------------- the command line
 
 
-def _cli_process(args: Sequence[str], cwd: Optional[Path], preexec_fn=None) -> subprocess.Popen:
+def _cli_process(args: Sequence[str], cwd: Path | None, preexec_fn=None) -> subprocess.Popen:
     env = {key: value for key, value in os.environ.items() if key != "FORCE_COLOR"}
     env.update(NO_COLOR="1", PYTHONPATH=str(ROOT), PYTHONDONTWRITEBYTECODE="1")
     return subprocess.Popen(
-        [sys.executable, "-m", "fixer", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        cwd=cwd or ROOT, env=env, preexec_fn=preexec_fn,
+        [sys.executable, "-m", "fixer", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd or ROOT,
+        env=env,
+        preexec_fn=preexec_fn,
     )
 
 
-def cli(*args: str, cwd: Optional[Path] = None, preexec_fn=None) -> subprocess.CompletedProcess:
+def cli(*args: str, cwd: Path | None = None, preexec_fn=None) -> subprocess.CompletedProcess:
     """``python -m fixer ARGS`` in a fresh process (no colour, no terminal), as the user would run it."""
     process = _cli_process(args, cwd, preexec_fn)
     stdout, stderr = process.communicate(timeout=120)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
-def spawn_cli(*args: str, cwd: Optional[Path] = None) -> subprocess.Popen:
+def spawn_cli(*args: str, cwd: Path | None = None) -> subprocess.Popen:
     """Like ``cli`` but started and left running (for concurrent runs)."""
     return _cli_process(args, cwd)
 
@@ -135,7 +140,8 @@ def permissions_bind(path: Path, preexec_fn) -> bool:
     """Whether a process started with ``preexec_fn`` is really refused reading ``path``."""
     result = subprocess.run(
         [sys.executable, "-c", "import sys; open(sys.argv[1], 'rb').read()", str(path)],
-        preexec_fn=preexec_fn, capture_output=True,
+        preexec_fn=preexec_fn,
+        capture_output=True,
     )
     return result.returncode != 0
 
@@ -144,14 +150,15 @@ def can_create(path: Path, preexec_fn) -> bool:
     """Whether a process started with ``preexec_fn`` may create ``path`` (removed again if it could)."""
     result = subprocess.run(
         [sys.executable, "-c", "import sys; open(sys.argv[1], 'x').close()", str(path)],
-        preexec_fn=preexec_fn, capture_output=True,
+        preexec_fn=preexec_fn,
+        capture_output=True,
     )
     if result.returncode == 0:
         path.unlink()
     return result.returncode == 0
 
 
-def refusal_lines(result: subprocess.CompletedProcess, name: str) -> List[str]:
+def refusal_lines(result: subprocess.CompletedProcess, name: str) -> list[str]:
     """The stderr lines that talk about ``name``; asserts the rest is at most the one-line summary."""
     assert "Traceback" not in result.stderr + result.stdout, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -168,7 +175,7 @@ def encoding_of(source: bytes) -> str:
     return tokenize.detect_encoding(io.BytesIO(source).readline)[0]
 
 
-def _text(source: bytes) -> Tuple[str, str]:
+def _text(source: bytes) -> tuple[str, str]:
     encoding = encoding_of(source)
     return source.decode(encoding), encoding
 
@@ -190,7 +197,7 @@ def _lines_inside_strings(text: str) -> set:
     return inside
 
 
-def _statement_starts(text: str) -> List[int]:
+def _statement_starts(text: str) -> list[int]:
     """Line numbers where a logical line (a statement) starts."""
     starts, fresh = [], True
     for token in tokenize.generate_tokens(io.StringIO(text).readline):
@@ -313,7 +320,7 @@ def assert_preserved(original: bytes, patched: bytes) -> None:
             raise AssertionError(f"original line lost or altered: {line!r}")
 
 
-def count_lines(source: bytes, needles: Iterable[str]) -> Dict[str, int]:
+def count_lines(source: bytes, needles: Iterable[str]) -> dict[str, int]:
     """How many lines of ``source`` start with each needle (after their indentation)."""
     text, _ = _text(source)
     lines = [line.strip() for line in text.splitlines()]
@@ -346,7 +353,7 @@ def assert_no_duplicates(source: bytes) -> None:
     assert all(count <= 1 for count in counts.values()), {k: v for k, v in counts.items() if v > 1}
 
 
-def fix_statuses(check: subprocess.CompletedProcess) -> Dict[str, str]:
+def fix_statuses(check: subprocess.CompletedProcess) -> dict[str, str]:
     """Fix name -> status from ``check --format json`` of one file."""
     import json
 

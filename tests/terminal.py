@@ -8,20 +8,25 @@ import select
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def spawn_on_terminal(argv: Sequence[str], env_extra: Optional[dict] = None, cwd=None, stdout=None):
+def spawn_on_terminal(argv: Sequence[str], env_extra: dict | None = None, cwd=None, stdout=None):
     """``python -m fixer ARGV`` with stderr (and stdout, unless given) on a fresh terminal: (process, terminal fd)."""
     primary, secondary = pty.openpty()
     env = {key: value for key, value in os.environ.items() if key not in ("NO_COLOR", "FORCE_COLOR", "COLUMNS")}
     env.update({"TERM": "xterm-256color", "PYTHONPATH": str(ROOT)}, **(env_extra or {}))
     process = subprocess.Popen(
-        [sys.executable, "-m", "fixer", *argv], stdin=subprocess.DEVNULL, stdout=stdout or secondary, stderr=secondary,
-        env=env, cwd=cwd or ROOT,
+        [sys.executable, "-m", "fixer", *argv],
+        stdin=subprocess.DEVNULL,
+        stdout=stdout or secondary,
+        stderr=secondary,
+        env=env,
+        cwd=cwd or ROOT,
     )
     os.close(secondary)
     return process, primary
@@ -44,7 +49,7 @@ def read_terminal(fd: int, done: Callable[[str], bool], timeout: float = 30) -> 
     return text
 
 
-def run_on_terminal(argv: Sequence[str], env_extra: Optional[dict] = None, cwd=None, stdout=None):
+def run_on_terminal(argv: Sequence[str], env_extra: dict | None = None, cwd=None, stdout=None):
     """Run to the end on a terminal: (exit code, everything shown)."""
     process, fd = spawn_on_terminal(argv, env_extra, cwd, stdout)
     try:

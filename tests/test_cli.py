@@ -151,15 +151,24 @@ def test_select_pulls_in_what_a_fix_needs_and_says_so(handler, capsys):
     assert main(["check", "--format", "json", str(target)]) == 1
     statuses = {f["name"]: f["status"] for f in json.loads(capsys.readouterr().out)["files"][0]["fixes"]}
     assert statuses == {
-        "connection-pool": "pending", "singleton": "pending", "limits": "present",
-        "periodic-cleanup": "present", "teardown": "pending",
+        "connection-pool": "pending",
+        "singleton": "pending",
+        "limits": "present",
+        "periodic-cleanup": "present",
+        "teardown": "pending",
     }
 
 
 def test_fixes_lists_all_five_with_their_needs(capsys):
     assert main(["fixes"]) == 0
     out = capsys.readouterr().out
-    for name in ("connection-pool", "singleton", "limits", "periodic-cleanup (needs limits)", "teardown (needs connection-pool)"):
+    for name in (
+        "connection-pool",
+        "singleton",
+        "limits",
+        "periodic-cleanup (needs limits)",
+        "teardown (needs connection-pool)",
+    ):
         assert name in out
 
 

@@ -176,7 +176,9 @@ def _pip_install(python: Path, version: str) -> bytes:
     wheel = corpus._wheel(version)
     subprocess.run(
         [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--force-reinstall", str(wheel)],
-        check=True, capture_output=True, timeout=300,
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     return zipfile.ZipFile(wheel).read(corpus.HANDLER_IN_WHEEL)
 
@@ -292,7 +294,10 @@ def test_piped_output_has_no_colour_and_no_progress_bar(twelve_handlers):
     root, _ = twelve_handlers
     result = subprocess.run(
         [sys.executable, "-m", "fixer", "check", str(root), "--jobs", "2"],
-        capture_output=True, text=True, cwd=ROOT, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
     )
     assert result.returncode == 1
     assert not ANSI.search(result.stderr + result.stdout)
@@ -364,7 +369,10 @@ print("HEAVY", heavy, file=sys.stderr)
 def test_help_of_every_command_imports_no_heavy_library():
     result = subprocess.run(
         [sys.executable, "-c", HELP_IMPORTS.format(commands=COMMANDS)],
-        capture_output=True, text=True, cwd=ROOT, timeout=60,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert "HEAVY []" in result.stderr

@@ -136,7 +136,8 @@ def test_limits_for_prompts_and_the_git_cache():
 
 def test_periodic_cleanup_reads_only_the_collections_init_sets():
     before = SOCKETIO_HANDLER.replace("import os\n", "import os\nimport time\n").replace(
-        "\n\nclass ClaudeHookHandler:", "\n\nMAX_DELEGATION_TRACKING = 200\nCLEANUP_INTERVAL_EVENTS = 100\n\n\nclass ClaudeHookHandler:"
+        "\n\nclass ClaudeHookHandler:",
+        "\n\nMAX_DELEGATION_TRACKING = 200\nCLEANUP_INTERVAL_EVENTS = 100\n\n\nclass ClaudeHookHandler:",
     )
     after = run_fix("periodic-cleanup", before)
     expected_method = '''
@@ -170,7 +171,9 @@ def test_teardown_replaces_del_with_one_that_survives_a_half_built_handler():
     before = SOCKETIO_HANDLER.replace(
         "    def handle(self):",
         "    def __del__(self):\n        self.sio_client.disconnect()\n\n    def handle(self):",
-    ).replace("\n\nclass ClaudeHookHandler:", "\n\nclass SocketIOConnectionPool:\n    pass\n\n\nclass ClaudeHookHandler:")
+    ).replace(
+        "\n\nclass ClaudeHookHandler:", "\n\nclass SocketIOConnectionPool:\n    pass\n\n\nclass ClaudeHookHandler:"
+    )
     after = run_fix("teardown", before)
     assert "self.sio_client.disconnect()" not in after
     namespace = _load(after)
@@ -183,7 +186,9 @@ def test_teardown_replaces_del_with_one_that_survives_a_half_built_handler():
 
 
 def test_teardown_adds_del_when_there_is_none():
-    before = SOCKETIO_HANDLER.replace("\n\nclass ClaudeHookHandler:", "\n\nclass SocketIOConnectionPool:\n    pass\n\n\nclass ClaudeHookHandler:")
+    before = SOCKETIO_HANDLER.replace(
+        "\n\nclass ClaudeHookHandler:", "\n\nclass SocketIOConnectionPool:\n    pass\n\n\nclass ClaudeHookHandler:"
+    )
     after = run_fix("teardown", before)
     assert after.count("def __del__(self):") == 1
     assert "# fix-memory-leaks: teardown\n    def __del__(self):" in after

@@ -16,11 +16,11 @@ import pytest
 from bench import corpus
 from codemods.engine import assess
 from codemods.plan import FIX_NAMES, NOT_APPLICABLE, PENDING, UPSTREAM_REASON
+from codemods.settings import Settings
 from codemods.shape import CLEANUP_METHOD, TRACKED_COLLECTIONS
 from fixer.cli import main
 from fixer.pipeline import apply_file, check_file
 from fixer.results import ALREADY_FIXED, APPLIED, OK, PATCHED, UNSUPPORTED
-from codemods.settings import Settings
 from tests.helpers_pyflakes import undefined_names
 
 pytestmark = pytest.mark.corpus
@@ -65,7 +65,9 @@ def test_cleanup_reads_only_what_init_sets(version, patched_corpus):
     handler = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "ClaudeHookHandler")
     methods = {n.name: n for n in handler.body if isinstance(n, ast.FunctionDef)}
     init_sets = {
-        node.attr for node in ast.walk(methods["__init__"]) if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store)
+        node.attr
+        for node in ast.walk(methods["__init__"])
+        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store)
     }
     if CLEANUP_METHOD not in methods:
         assert not init_sets & set(TRACKED_COLLECTIONS), "collections are tracked but no cleanup was added"
@@ -115,7 +117,11 @@ def test_patched_release_imports_and_answers(version, patched_corpus, tmp_path):
     }
     run = subprocess.run(
         [sys.executable, "-c", IMPORT_AND_RUN, str(target)],
-        capture_output=True, text=True, timeout=120, env=environment, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environment,
+        cwd=tmp_path,
     )
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.count('"action": "continue"') == 3, run.stdout[-500:]

@@ -19,8 +19,8 @@ from bench import corpus
 from tests.helpers import (
     BOM,
     assert_no_duplicates,
-    can_create,
     assert_preserved,
+    can_create,
     cli,
     code_lines,
     fix_statuses,

@@ -10,7 +10,15 @@ from codemods.plan import FIX_NAMES
 from codemods.settings import Settings
 from fixer import init as init_module
 from fixer.cli import main
-from fixer.config import CONFIG_RELATIVE, SCHEMA, ConfigError, MonitorSettings, load_config, parse_config, resolve_config
+from fixer.config import (
+    CONFIG_RELATIVE,
+    SCHEMA,
+    ConfigError,
+    MonitorSettings,
+    load_config,
+    parse_config,
+    resolve_config,
+)
 
 
 def run(capsys, *argv):
@@ -104,7 +112,10 @@ def test_monitor_threshold_is_read_from_the_config():
         ("monitor:\n  warn_rss_mb: lots\n", "test:2: 'monitor.warn_rss_mb' must be a whole number"),
         ("monitor:\n  warn_rss: 500\n", "test:2: unknown key 'monitor.warn_rss' (known: monitor.warn_rss_mb)"),
         ("monitor: 500\n", "test:1: 'monitor' must be a mapping"),
-        ("monitors:\n  warn_rss_mb: 5\n", "test:1: unknown key 'monitors' (known: limits, connection_pool, monitor, fixes)"),
+        (
+            "monitors:\n  warn_rss_mb: 5\n",
+            "test:1: unknown key 'monitors' (known: limits, connection_pool, monitor, fixes)",
+        ),
     ],
 )
 def test_monitor_section_is_validated_like_the_others(text, expected):

@@ -71,7 +71,7 @@ def table(stdout: str):
     rows = {}
     for start in header_at:
         header = lines[start].split()
-        for line in lines[start + 1:]:
+        for line in lines[start + 1 :]:
             if not line[:1].isdigit():
                 break
             cells = line.split(None, len(header) - 1)
@@ -194,7 +194,9 @@ def _interrupt(process) -> int:
 def test_piped_monitor_logs_a_reading_per_interval_with_growth(hook_handler):
     monitor = subprocess.Popen(
         [sys.executable, "-m", "fixer", "monitor", "--interval", "0.2", "--threshold-mb", "100000"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
     )
     fd = monitor.stdout.fileno()
     try:

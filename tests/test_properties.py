@@ -11,7 +11,6 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Tuple
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -22,9 +21,9 @@ from codemods.settings import Settings
 from fixer.pipeline import apply_file, check_file, restore_file
 from tests.helpers import (
     BOM,
-    code_lines,
     assert_no_duplicates,
     assert_preserved,
+    code_lines,
     line_endings,
     make_handler,
     new_undefined_names,
@@ -37,11 +36,11 @@ PROPERTY_SETTINGS = settings(max_examples=100, deadline=None, suppress_health_ch
 
 @dataclass(frozen=True)
 class HandlerSpec:
-    collections: Tuple[str, ...]
-    client: Optional[str]  # None, "attribute" (self.sio_client) or "local" (a local client)
+    collections: tuple[str, ...]
+    client: str | None  # None, "attribute" (self.sio_client) or "local" (a local client)
     getter: str
     has_del: bool
-    member_order: Tuple[int, ...]  # a permutation of the members' indexes
+    member_order: tuple[int, ...]  # a permutation of the members' indexes
     indent: str
     blank_lines: int
     comments: bool
@@ -78,10 +77,10 @@ def handler_specs(draw) -> HandlerSpec:
 
 
 # A member is (name, body lines); body lines are (depth, text) with depth counted inside the method.
-Member = Tuple[str, List[Tuple[int, str]]]
+Member = tuple[str, list[tuple[int, str]]]
 
 
-def _members(spec: HandlerSpec) -> List[Member]:
+def _members(spec: HandlerSpec) -> list[Member]:
     init = [(0, "self.started = None")]
     for name in spec.collections:
         if name == "git_cache":
@@ -139,7 +138,7 @@ def _members(spec: HandlerSpec) -> List[Member]:
 
 def render(spec: HandlerSpec) -> bytes:
     """The handler's source text for ``spec``."""
-    lines: List[Tuple[int, str]] = []  # (indent level, text); text "" is a blank line
+    lines: list[tuple[int, str]] = []  # (indent level, text); text "" is a blank line
 
     def blank(count: int) -> None:
         lines.extend([(0, "")] * count)

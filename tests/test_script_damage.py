@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from bench import corpus
 from codemods.damage import ScriptDamage, inspect_refusing_damage, original_of
 from codemods.engine import VerificationError, fix_source
 from fixer import pipeline
 from fixer.cli import main
-from bench import corpus
 from tests.damage import COMPILES, UNEXPECTED_INDENT, damage, natural_kind, run_script
 from tests.helpers import HANDLER_TAIL, make_handler, new_undefined_names, snapshot
 
@@ -90,8 +90,9 @@ def test_the_model_breaks_the_releases_as_the_script_does(releases, distinct):
     for version in distinct:
         pristine = releases[version].read_bytes()
         if natural_kind(pristine) == COMPILES:
-            expected = {"NetworkConfig", "time"} | ({"SOCKETIO_AVAILABLE", "socketio", "threading"}
-                                                   if version.startswith(("3.0.", "3.1.")) else set())
+            expected = {"NetworkConfig", "time"} | (
+                {"SOCKETIO_AVAILABLE", "socketio", "threading"} if version.startswith(("3.0.", "3.1.")) else set()
+            )
             assert new_undefined_names(pristine, damage(pristine)) == expected, version
 
 
@@ -186,7 +187,9 @@ def test_apply_repairs_every_damaged_release_and_loses_nothing(tmp_path, capsys,
         assert backup_of(handler).read_bytes() == corpus.handler(version)
         assert backup_of(handler, ".damaged").read_bytes() == damaged[version]
         assert sorted(p.name for p in handler.parent.iterdir()) == [
-            "hook_handler.py", "hook_handler.py.backup", "hook_handler.py.damaged",
+            "hook_handler.py",
+            "hook_handler.py.backup",
+            "hook_handler.py.damaged",
         ]
         assert files[version]["backup"] == str(backup_of(handler))
         assert {fix["status"] for fix in files[version]["fixes"]} <= {"applied", "not-applicable"}
@@ -300,8 +303,13 @@ def test_fixture_is_repaired_from_its_backup(fixture_handler, capsys):
 def test_check_of_a_damaged_handler_never_imports_libcst(fixture_handler):
     """Telling damage apart and checking the backup is standard-library work, like the rest of check."""
     code = "import sys; from fixer.cli import main; main(['check', sys.argv[1]]); print('libcst' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code, str(fixture_handler)], capture_output=True, text=True,
-                            cwd=Path(__file__).resolve().parent.parent, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(fixture_handler)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        timeout=60,
+    )
     assert result.stdout.strip() == "False", result.stderr
     assert "damaged: " in result.stderr
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bench import corpus
 from codemods.engine import fix_source
 from codemods.plan import FIX_NAMES
-from bench import corpus
 from tests.terminal import ROOT
 from tests.test_cli_ci import _pip_install, annotations
 

@@ -16,9 +16,9 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, Iterator, Optional
 
 import pytest
 
@@ -29,14 +29,57 @@ pytestmark = pytest.mark.deploy
 
 EVENTS = 6
 # The keys README's "Prove it on your machine" documents for `verify --format json`.
-FILE_KEYS = {"path", "status", "reasons", "notes", "layout", "message", "python", "python_version", "packages",
-             "transport", "events", "hang_limit", "per_process", "long_lived"}
-PER_PROCESS_KEYS = {"condition", "hang_limit", "sent", "hook_seconds", "hook_seconds_median", "hook_seconds_max",
-                    "hung", "replies_not_continue", "failures", "delivered", "expected", "connections_opened",
-                    "connections_left_open"}
-LONG_LIVED_KEYS = {"calls", "hang_limit", "calls_done", "hung_call", "exited", "exit_code", "exit_seconds",
-                   "replies_not_continue", "failures", "sent", "delivered", "expected", "connections_opened",
-                   "peak_open", "connections_left_open", "collections", "cleanup_interval", "max_connections"}
+FILE_KEYS = {
+    "path",
+    "status",
+    "reasons",
+    "notes",
+    "layout",
+    "message",
+    "python",
+    "python_version",
+    "packages",
+    "transport",
+    "events",
+    "hang_limit",
+    "per_process",
+    "long_lived",
+}
+PER_PROCESS_KEYS = {
+    "condition",
+    "hang_limit",
+    "sent",
+    "hook_seconds",
+    "hook_seconds_median",
+    "hook_seconds_max",
+    "hung",
+    "replies_not_continue",
+    "failures",
+    "delivered",
+    "expected",
+    "connections_opened",
+    "connections_left_open",
+}
+LONG_LIVED_KEYS = {
+    "calls",
+    "hang_limit",
+    "calls_done",
+    "hung_call",
+    "exited",
+    "exit_code",
+    "exit_seconds",
+    "replies_not_continue",
+    "failures",
+    "sent",
+    "delivered",
+    "expected",
+    "connections_opened",
+    "peak_open",
+    "connections_left_open",
+    "collections",
+    "cleanup_interval",
+    "max_connections",
+}
 
 
 @contextlib.contextmanager
@@ -47,15 +90,25 @@ def pristine_install(version: str, required) -> Iterator[str]:
         yield str(python)
 
 
-def verify(python: str, cwd: Path, websocket: Optional[Path] = None,
-           output: str = "json") -> subprocess.CompletedProcess:
+def verify(python: str, cwd: Path, websocket: Path | None = None, output: str = "json") -> subprocess.CompletedProcess:
     """``fix-memory-leaks verify --installed`` as a user runs it; ``websocket``: websocket-client's folder."""
     environment = dict(os.environ, NO_COLOR="1")
     environment.pop("PYTHONPATH", None)
     if websocket is not None:
         environment["PYTHONPATH"] = str(websocket)
-    command = [sys.executable, "-m", "fixer", "verify", "--installed", "--python", python,
-               "--events", str(EVENTS), "--format", output]
+    command = [
+        sys.executable,
+        "-m",
+        "fixer",
+        "verify",
+        "--installed",
+        "--python",
+        python,
+        "--events",
+        str(EVENTS),
+        "--format",
+        output,
+    ]
     return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=environment, timeout=600)
 
 
@@ -66,18 +119,18 @@ def verdict(run: subprocess.CompletedProcess) -> dict:
 
 
 @pytest.fixture(scope="module")
-def contrasts(required, tmp_path_factory) -> Dict[str, subprocess.CompletedProcess]:
+def contrasts(required, tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
     """verify on unpatched 3.8.1 (text) and on upstream's own fix, 3.9.4, over both transports (json)."""
     websocket = required(corpus.websocket_client)
     cwd = tmp_path_factory.mktemp("verify")
-    with pristine_install("3.8.1", required) as unpatched, pristine_install("3.9.4", required) as upstream:
-        with ThreadPoolExecutor(max_workers=3) as pool:
-            runs = {
-                "3.8.1": pool.submit(verify, unpatched, cwd, output="text"),
-                "3.9.4 polling": pool.submit(verify, upstream, cwd),
-                "3.9.4 websocket": pool.submit(verify, upstream, cwd, websocket),
-            }
-            return {name: run.result() for name, run in runs.items()}
+    unpatched_install, upstream_install = pristine_install("3.8.1", required), pristine_install("3.9.4", required)
+    with unpatched_install as unpatched, upstream_install as upstream, ThreadPoolExecutor(max_workers=3) as pool:
+        runs = {
+            "3.8.1": pool.submit(verify, unpatched, cwd, output="text"),
+            "3.9.4 polling": pool.submit(verify, upstream, cwd),
+            "3.9.4 websocket": pool.submit(verify, upstream, cwd, websocket),
+        }
+        return {name: run.result() for name, run in runs.items()}
 
 
 def test_unpatched_install_fails_and_says_why(contrasts):

@@ -26,37 +26,71 @@ from fixer.verify import DEFAULT_EVENTS, add_expected, expected_deliveries, judg
 ROOT = Path(__file__).resolve().parent.parent
 SENT = {"UserPromptSubmit": 2, "PreToolUse": 2, "PostToolUse": 1, "SubagentStop": 1, "Stop": 1}
 ANNOUNCES_SUBAGENTS = b"self._emit_socketio_event('/hook', 'subagent_start', data)"
-DELIVERED = {"hook.user_prompt": 2, "hook.pre_tool": 2, "hook.post_tool": 1, "hook.subagent_stop": 1,
-             "hook.stop": 1, "hook.subagent_start": 2}
+DELIVERED = {
+    "hook.user_prompt": 2,
+    "hook.pre_tool": 2,
+    "hook.post_tool": 1,
+    "hook.subagent_stop": 1,
+    "hook.stop": 1,
+    "hook.subagent_start": 2,
+}
 
 
 def per_process(condition: str, counted: bool) -> dict:
-    return {"condition": condition, "hang_limit": 10.0, "sent": dict(SENT), "hook_seconds": [0.5] * 7, "hung": 0,
-            "replies_not_continue": 0, "failures": [], "delivered": dict(DELIVERED) if counted else None,
-            "connections_opened": 7 if counted else None, "connections_left_open": 0 if counted else None,
-            "hook_seconds_median": 0.5, "hook_seconds_max": 0.5}
+    return {
+        "condition": condition,
+        "hang_limit": 10.0,
+        "sent": dict(SENT),
+        "hook_seconds": [0.5] * 7,
+        "hung": 0,
+        "replies_not_continue": 0,
+        "failures": [],
+        "delivered": dict(DELIVERED) if counted else None,
+        "connections_opened": 7 if counted else None,
+        "connections_left_open": 0 if counted else None,
+        "hook_seconds_median": 0.5,
+        "hook_seconds_max": 0.5,
+    }
 
 
 def good_figures() -> dict:
     """What a handler that does everything right gives: the patched handler's goal."""
-    return add_expected({
-        "per_process": {driver.SERVER_UP: per_process(driver.SERVER_UP, True),
-                        driver.NO_SERVER: per_process(driver.NO_SERVER, False)},
-        "long_lived": {
-            "calls": 7, "hang_limit": 10.0, "calls_done": 7, "hung_call": None, "exited": True, "exit_code": 0,
-            "exit_seconds": 0.1, "replies_not_continue": 0, "failures": [], "sent": dict(SENT),
-            "delivered": dict(DELIVERED), "connections_opened": 1, "peak_open": 1, "connections_left_open": 0,
-            "collections": {"active_delegations": {"peak": 250, "limit": 200, "limit_name": "MAX_DELEGATION_TRACKING"},
-                            "_git_branch_cache": {"peak": 3, "limit": None, "limit_name": None}},
-            "cleanup_interval": 100, "max_connections": 3,
+    return add_expected(
+        {
+            "per_process": {
+                driver.SERVER_UP: per_process(driver.SERVER_UP, True),
+                driver.NO_SERVER: per_process(driver.NO_SERVER, False),
+            },
+            "long_lived": {
+                "calls": 7,
+                "hang_limit": 10.0,
+                "calls_done": 7,
+                "hung_call": None,
+                "exited": True,
+                "exit_code": 0,
+                "exit_seconds": 0.1,
+                "replies_not_continue": 0,
+                "failures": [],
+                "sent": dict(SENT),
+                "delivered": dict(DELIVERED),
+                "connections_opened": 1,
+                "peak_open": 1,
+                "connections_left_open": 0,
+                "collections": {
+                    "active_delegations": {"peak": 250, "limit": 200, "limit_name": "MAX_DELEGATION_TRACKING"},
+                    "_git_branch_cache": {"peak": 3, "limit": None, "limit_name": None},
+                },
+                "cleanup_interval": 100,
+                "max_connections": 3,
+            },
         },
-    }, ANNOUNCES_SUBAGENTS)
+        ANNOUNCES_SUBAGENTS,
+    )
 
 
 def test_expected_deliveries_follow_what_the_release_emits():
     assert expected_deliveries(b"", {"PreToolUse": 2, "Stop": 1}) == {"hook.pre_tool": 2, "hook.stop": 1}
-    assert expected_deliveries(ANNOUNCES_SUBAGENTS, {"PreToolUse": 2}) == {"hook.pre_tool": 2,
-                                                                           "hook.subagent_start": 2}
+    assert expected_deliveries(ANNOUNCES_SUBAGENTS, {"PreToolUse": 2}) == {"hook.pre_tool": 2, "hook.subagent_start": 2}
 
 
 def test_a_handler_that_does_everything_right_passes():
@@ -76,24 +110,33 @@ def _set(path: str, value):
     return change
 
 
-@pytest.mark.parametrize("change, reason", [
-    (_set("per_process.server_up.hung", 3), "per process: 3 of 7 hook processes hung with the server up"),
-    (_set("per_process.no_server.hung", 1), "per process: 1 of 7 hook processes hung with no server listening"),
-    (_set("per_process.server_up.replies_not_continue", 1),
-     "per process: 1 of 7 hook processes did not reply continue with the server up"),
-    (_set("per_process.server_up.delivered", {"hook.user_prompt": 2}),
-     "per process: events lost: 2 of 9 delivered (lost 2 hook.pre_tool, 1 hook.post_tool"),
-    (_set("per_process.server_up.connections_left_open", 7), "per process: 7 of 7 connections left open"),
-    (_set("long_lived.hung_call", 4), "long-lived: call 4 of 7 hung (killed after 10 s)"),
-    (_set("long_lived.exited", False), "long-lived: the process did not exit within 10 s of its last call"),
-    (_set("long_lived.calls_done", 5), "long-lived: the process ended after 5 of 7 calls (exit code 0)"),
-    (_set("long_lived.replies_not_continue", 2), "long-lived: 2 of 7 calls did not reply continue"),
-    (_set("long_lived.delivered", {}), "long-lived: events lost: 0 of 9 delivered"),
-    (_set("long_lived.connections_left_open", 1), "long-lived: 1 connection left open at the server"),
-    (_set("long_lived.peak_open", 4), "long-lived: 4 connections open at once (at most 3)"),
-    (_set("long_lived.collections.active_delegations.peak", 301),
-     "long-lived: active_delegations grew to 301 entries (limit 200 + one cleanup interval of 100)"),
-])
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (_set("per_process.server_up.hung", 3), "per process: 3 of 7 hook processes hung with the server up"),
+        (_set("per_process.no_server.hung", 1), "per process: 1 of 7 hook processes hung with no server listening"),
+        (
+            _set("per_process.server_up.replies_not_continue", 1),
+            "per process: 1 of 7 hook processes did not reply continue with the server up",
+        ),
+        (
+            _set("per_process.server_up.delivered", {"hook.user_prompt": 2}),
+            "per process: events lost: 2 of 9 delivered (lost 2 hook.pre_tool, 1 hook.post_tool",
+        ),
+        (_set("per_process.server_up.connections_left_open", 7), "per process: 7 of 7 connections left open"),
+        (_set("long_lived.hung_call", 4), "long-lived: call 4 of 7 hung (killed after 10 s)"),
+        (_set("long_lived.exited", False), "long-lived: the process did not exit within 10 s of its last call"),
+        (_set("long_lived.calls_done", 5), "long-lived: the process ended after 5 of 7 calls (exit code 0)"),
+        (_set("long_lived.replies_not_continue", 2), "long-lived: 2 of 7 calls did not reply continue"),
+        (_set("long_lived.delivered", {}), "long-lived: events lost: 0 of 9 delivered"),
+        (_set("long_lived.connections_left_open", 1), "long-lived: 1 connection left open at the server"),
+        (_set("long_lived.peak_open", 4), "long-lived: 4 connections open at once (at most 3)"),
+        (
+            _set("long_lived.collections.active_delegations.peak", 301),
+            "long-lived: active_delegations grew to 301 entries (limit 200 + one cleanup interval of 100)",
+        ),
+    ],
+)
 def test_each_failure_is_named(change, reason):
     figures = copy.deepcopy(good_figures())
     change(figures)
@@ -107,7 +150,9 @@ def test_without_a_socketio_client_events_and_connections_are_not_applicable():
         run.update(delivered={}, connections_opened=0)
     figures["long_lived"]["collections"] = {}
     assert judge(figures, has_socketio_client=False) == (
-        [], ["no Socket.IO client in this handler: events and connections not applicable"])
+        [],
+        ["no Socket.IO client in this handler: events and connections not applicable"],
+    )
 
 
 def test_collections_without_a_limit_are_reported_not_judged():
@@ -115,8 +160,7 @@ def test_collections_without_a_limit_are_reported_not_judged():
     figures["long_lived"]["collections"]["active_delegations"].update(peak=5000, limit=None)
     reasons, notes = judge(figures, has_socketio_client=True)
     assert reasons == []
-    assert notes == ["long-lived: no size limit on active_delegations in this handler: peak sizes reported, "
-                     "not judged"]
+    assert notes == ["long-lived: no size limit on active_delegations in this handler: peak sizes reported, not judged"]
 
 
 # ---------------------------------------------------------------- the driver on stand-in handlers
@@ -130,11 +174,14 @@ def stand_in(tmp_path: Path, body: str) -> Path:
 
 
 def test_a_hook_process_that_hangs_is_killed_at_the_limit_and_counted(tmp_path):
-    handler = stand_in(tmp_path, """\
+    handler = stand_in(
+        tmp_path,
+        """\
         import time
         print('{"action": "continue"}', flush=True)
         time.sleep(60)
-    """)
+    """,
+    )
     run = driver.run_per_process(sys.executable, handler, 2, driver.NO_SERVER, hang_limit=0.5)
     assert (run.hung, run.replies_not_continue, run.hook_seconds) == (2, 0, [0.5, 0.5])
     assert run.delivered is None and run.failures[0] == "hook 1 (UserPromptSubmit): hung, killed after 0.5 s"
@@ -145,7 +192,9 @@ def test_per_process_run_counts_deliveries_connections_and_replies(tmp_path):
 
     (Over websocket: a polling client's ``disconnect()`` waits for the server's next ping, 30 s.)
     """
-    handler = stand_in(tmp_path, """\
+    handler = stand_in(
+        tmp_path,
+        """\
         import json, os, sys
         import socketio
         event = json.load(sys.stdin)
@@ -154,7 +203,8 @@ def test_per_process_run_counts_deliveries_connections_and_replies(tmp_path):
         client.emit("claude_event", {"type": "hook." + event["hook_event_name"]})
         client.sleep(0.2)
         client.disconnect()
-    """)
+    """,
+    )
     run = driver.run_per_process(sys.executable, handler, 2, driver.SERVER_UP)
     assert run.delivered == {"hook.UserPromptSubmit": 1, "hook.PreToolUse": 1}
     assert (run.connections_opened, run.connections_left_open, run.hung) == (2, 0, 0)
@@ -163,7 +213,8 @@ def test_per_process_run_counts_deliveries_connections_and_replies(tmp_path):
 
 def test_wedged_server_accepts_and_never_answers():
     with driver.WedgedServer() as wedged:
-        with socket.create_connection(("127.0.0.1", wedged.port), timeout=2) as connection:
+        connection = socket.create_connection(("127.0.0.1", wedged.port), timeout=2)
+        with connection:
             connection.sendall(b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n\r\n")
             connection.settimeout(0.3)
             with pytest.raises(socket.timeout):
@@ -213,13 +264,24 @@ def test_missing_packages_are_an_error_that_says_what_to_install(tmp_path, capsy
     bare = tmp_path / "bare"
     venv.create(bare, with_pip=False)
     python = bare / "bin" / "python"
-    code = main(["verify", str(ROOT / "fixtures" / "shape-3.8" / "claude_mpm"), "--python", str(python),
-                 "--events", "1", "--format", "json"])
+    code = main(
+        [
+            "verify",
+            str(ROOT / "fixtures" / "shape-3.8" / "claude_mpm"),
+            "--python",
+            str(python),
+            "--events",
+            "1",
+            "--format",
+            "json",
+        ]
+    )
     assert code == 2
     result = json.loads(capsys.readouterr().out)["files"][0]
     assert result["status"] == "error"
-    assert result["message"].endswith(f"install them with: {python} -m pip install python-socketio "
-                                      "python-engineio aiohttp")
+    assert result["message"].endswith(
+        f"install them with: {python} -m pip install python-socketio python-engineio aiohttp"
+    )
 
 
 # ---------------------------------------------------------------- what the driver may be
@@ -228,10 +290,14 @@ def test_missing_packages_are_an_error_that_says_what_to_install(tmp_path, capsy
 def test_driver_imports_only_the_standard_library_socketio_and_aiohttp():
     """It runs in the install's interpreter, which has claude-mpm's dependencies and nothing of ours."""
     tree = ast.parse(Path(driver.__file__).read_text())
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
-                for alias in node.names}
-    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
-                 and node.module and node.level == 0}
+    imported = {
+        alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+    }
+    imported |= {
+        node.module.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0
+    }
     assert imported - sys.stdlib_module_names - {"__future__"} == {"socketio", "aiohttp"}
 
 
@@ -244,7 +310,7 @@ def test_driver_names_what_the_codemods_name():
     assert driver.HANDLER_CLASS == shape.HANDLER_CLASS
     assert driver.POOL_ATTRIBUTE == shape.POOL_ATTRIBUTE
     assert driver.CLEANUP_INTERVAL == shape.CLEANUP_INTERVAL
-    assert driver.SIZE_LIMITS == {**shape.TRACKED_COLLECTIONS, shape.GIT_CACHE[0]: None}
+    assert {**shape.TRACKED_COLLECTIONS, shape.GIT_CACHE[0]: None} == driver.SIZE_LIMITS
 
 
 def test_help_names_the_default_number_of_events():

@@ -187,8 +187,12 @@ def test_concurrent_applies_end_with_one_clean_patch(tmp_path, pristine):
     link = tmp_path / "elsewhere" / "hook_handler.py"
     link.symlink_to(pristine)
     runs = [
-        (pristine,), (tmp_path / "claude_mpm",), (link,), (pristine, "--select", "singleton"),
-        (link, "--select", "limits"), (pristine,),
+        (pristine,),
+        (tmp_path / "claude_mpm",),
+        (link,),
+        (pristine, "--select", "singleton"),
+        (link, "--select", "limits"),
+        (pristine,),
     ]
     processes = [spawn_cli("apply", str(path), *extra, "--format", "json", cwd=tmp_path) for path, *extra in runs]
     outputs = [process.communicate(timeout=120) for process in processes]
@@ -235,7 +239,7 @@ class Faults:
     """Counts every write step of a run (temp files, writes, fsyncs, chmods, links, replaces, the
     verification) and fails the ``fail_at``-th one; a failing write first writes half its data."""
 
-    def __init__(self, monkeypatch, fail_at: int = 0, error: BaseException = None) -> None:
+    def __init__(self, monkeypatch, fail_at: int = 0, error: BaseException | None = None) -> None:
         self.steps, self.fail_at, self.error = [], fail_at, error
         real = {name: getattr(os, name) for name in ("fsync", "chmod", "link", "replace", "fdopen")}
         import tempfile
@@ -256,7 +260,9 @@ class Faults:
 
         for name in ("fsync", "chmod", "link", "replace"):
             monkeypatch.setattr(os, name, wrap(name, real[name]))
-        monkeypatch.setattr(os, "fdopen", lambda *a, **k: FileWithWrite(real["fdopen"](*a, **k), write_or_fail_half_way))
+        monkeypatch.setattr(
+            os, "fdopen", lambda *a, **k: FileWithWrite(real["fdopen"](*a, **k), write_or_fail_half_way)
+        )
         monkeypatch.setattr(tempfile, "mkstemp", wrap("mkstemp", real_mkstemp))
         monkeypatch.setattr(pipeline, "verify_written", wrap("verify", real_verify))
 
