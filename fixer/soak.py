@@ -118,6 +118,7 @@ class RunResult:
     peak_concurrent: int
     open_at_end: int  # still connected after the handler was released
     delivered: Counter  # claude_event type -> events the server received
+    transports: Counter  # transport ("polling", "websocket") -> events the server received over it
     peak_sizes: dict[str, int]
     final_sizes: dict[str, int]
     peak_stale: int  # most git-cache entries older than the age limit between two calls
@@ -276,6 +277,7 @@ def soak(
             peak_concurrent=server.peak,
             open_at_end=server.open,
             delivered=server.received_by_type(),
+            transports=Counter(server.transports),
             peak_sizes=observer.peak_sizes,
             final_sizes=observer.sizes,
             peak_stale=observer.peak_stale,

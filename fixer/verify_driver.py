@@ -93,6 +93,7 @@ class SocketIOServer:
         self.peak = 0
         self.opened = 0
         self.received: Counter = Counter()
+        self.transports: Counter = Counter()  # the transport each claude_event came over
         self.port = 0  # the real one once started
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -163,6 +164,7 @@ class SocketIOServer:
         sio.on("connect", self._on_connect)
         sio.on("disconnect", self._on_disconnect)
         sio.on("claude_event", self._on_claude_event)
+        self._sio = sio
         app = web.Application()
         sio.attach(app)
         # Clients still connected at stop must not hold the shutdown for aiohttp's default 60 s.
@@ -206,8 +208,10 @@ class SocketIOServer:
             self.open -= 1
 
     async def _on_claude_event(self, sid, data) -> None:
+        transport = self._sio.transport(sid)
         with self._lock:
             self.received[data.get("type", "?") if isinstance(data, dict) else "?"] += 1
+            self.transports[transport] += 1
 
 
 class WedgedServer:

@@ -50,6 +50,7 @@ def soaked(request, releases):
     patched = fix_source(original, settings=SOAK_SETTINGS).source
     with transport(transport_name):
         run = soak(patched, SOAK_CALLS, label=version, max_cache_age=SOAK_SETTINGS.max_cache_age_seconds)
+    assert set(run.transports) == {transport_name}, "the soak did not run over the transport it names"
     return original, run
 
 
