@@ -71,7 +71,14 @@ SIZE_LIMITS = {  # collection -> the constant that limits its size (None: bounde
 }
 CLEANUP_INTERVAL = "CLEANUP_INTERVAL_EVENTS"
 POOL_ATTRIBUTE = "connection_pool"
-REQUIRED_MODULES = {"socketio": "python-socketio", "engineio": "python-engineio", "aiohttp": "aiohttp"}
+# The server needs python-socketio and aiohttp; the handler's client needs requests as well, for the
+# long-polling handshake every connection starts with (claude-mpm depends on all of them).
+REQUIRED_MODULES = {
+    "socketio": "python-socketio",
+    "engineio": "python-engineio",
+    "aiohttp": "aiohttp",
+    "requests": "requests",
+}
 PROGRESS_PREFIX = "verify-progress "
 FAILURE_EXAMPLES = 5
 

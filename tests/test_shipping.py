@@ -7,6 +7,7 @@ import ast
 import glob
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -133,7 +134,8 @@ def run_action(inputs: Mapping[str, str], runner_temp: Path, workspace: Path) ->
 
 
 def test_action_gates_then_patches_a_real_claude_mpm_install(tmp_path, releases):
-    """check fails with one annotation per fix, apply patches, check passes; a bad mode is refused."""
+    """check fails with one annotation per fix, apply patches, check passes, verify proves the hook; a bad mode
+    is refused."""
     venv.create(tmp_path / "venv", with_pip=True)
     python = tmp_path / "venv" / "bin" / "python"
     original = _pip_install(python, "3.8.1")
@@ -159,6 +161,15 @@ def test_action_gates_then_patches_a_real_claude_mpm_install(tmp_path, releases)
     assert handler.with_name("hook_handler.py.backup").read_bytes() == original
     _, gate = action("check")
     assert gate.returncode == 0, gate.stdout + gate.stderr
+    # The release went in without its dependencies: verify names what the hook lacks and how to get it.
+    _, proof = action("verify")
+    assert proof.returncode == 2
+    install_hint = re.search(r"install them with: (.+)$", proof.stderr, re.MULTILINE)
+    assert install_hint and "python-socketio" in install_hint[1], proof.stderr
+    subprocess.run([*shlex.split(install_hint[1]), "-q"], check=True, capture_output=True, timeout=600)
+    _, proof = action("verify")
+    assert proof.returncode == 0, proof.stdout + proof.stderr
+    assert f"{handler}: pass" in proof.stderr
 
     _, refused = action("fix")
     assert refused.returncode == 2

@@ -280,7 +280,7 @@ def test_missing_packages_are_an_error_that_says_what_to_install(tmp_path, capsy
     result = json.loads(capsys.readouterr().out)["files"][0]
     assert result["status"] == "error"
     assert result["message"].endswith(
-        f"install them with: {python} -m pip install python-socketio python-engineio aiohttp"
+        f"install them with: {python} -m pip install python-socketio python-engineio aiohttp requests"
     )
 
 
