@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .shape import CLEANUP_METHOD, EVENT_COUNTER, IMPORT_STEP, POOL_ATTRIBUTE, POOL_CLASS, POOL_REVISION, Shape
+from .shape import CLEANUP_METHOD, EVENT_COUNTER, IMPORT_STEP, POOL_ATTRIBUTE, POOL_CLASS, Shape, pool_is_outdated
 
 PENDING, PRESENT, NOT_APPLICABLE = "pending", "present", "not-applicable"
 
@@ -73,7 +73,7 @@ def import_steps(shape: Shape, fix: str) -> list[str]:
 def _connection_pool(shape: Shape) -> Plan:
     if not shape.has_socketio_client:
         return Plan("connection-pool", NOT_APPLICABLE, NO_CLIENT)
-    stale = shape.pool_revision is not None and shape.pool_revision < POOL_REVISION
+    stale = pool_is_outdated(shape.pool_revision)
     steps = []
     if POOL_CLASS not in shape.module_names or stale:  # the pool's code is what needs the imports
         steps += ["pool-class", *import_steps(shape, "connection-pool")]

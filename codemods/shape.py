@@ -116,6 +116,10 @@ def inspect(source: bytes) -> Shape:
     init_attrs = frozenset(attr for attr, _ in assignments)
     dict_attrs = {attr for attr, value in assignments if _is_dict_value(value)}
     builders = tuple(name for name, node in methods.items() if _builds_socketio_client(node))
+    pool_revision = _our_pool_revision(tree, text)
+    # Only an outdated pool of ours comes with getters to rewrite again: walk the methods only then.
+    stale = pool_is_outdated(pool_revision)
+    synced_getters = tuple(name for name, node in methods.items() if stale and _stores_pooled_client(node))
     upstream_fixed = "_global_handler" in module_names and "singleton" not in marks
     shape = Shape(
         module_names=frozenset(module_names),
@@ -126,8 +130,8 @@ def inspect(source: bytes) -> Shape:
         tracked=tuple(attr for attr in TRACKED_COLLECTIONS if attr in dict_attrs),
         has_git_cache=all(attr in dict_attrs for attr in GIT_CACHE),
         client_builders=builders,
-        synced_getters=tuple(name for name, node in methods.items() if _stores_pooled_client(node)),
-        pool_revision=_our_pool_revision(tree, text),
+        synced_getters=synced_getters,
+        pool_revision=pool_revision,
         builders_without_port=tuple(name for name in builders if not _assigns_name(methods[name], "port")),
         main_builds_handler=bool(handler_constructions(main)),
         handle_calls_cleanup=_calls_method(methods["handle"], CLEANUP_METHOD),
@@ -170,6 +174,11 @@ def handler_constructions(main: ast.FunctionDef) -> tuple[ast.Assign, ...]:
         ):
             found.append(node)
     return tuple(found)
+
+
+def pool_is_outdated(revision: int | None) -> bool:
+    """A pool of ours older than the one this version injects (``apply`` replaces it)."""
+    return revision is not None and revision < POOL_REVISION
 
 
 def _our_pool_revision(tree: ast.Module, text: str) -> int | None:
