@@ -171,10 +171,11 @@ def _run_or_unavailable(command, what: str) -> None:
 def release_row(version: str) -> str:
     """The README table row of a release: layout, fixes that apply, what ``apply`` does."""
     from codemods.engine import assess
-    from codemods.plan import FIX_NAMES, PENDING
+    from codemods.registry import FIX_NAMES
+    from codemods.status import FixStatus
 
     shape, plans = assess(handler(version))
-    applied = ", ".join(name for name in FIX_NAMES if plans[name].status == PENDING) or "none"
+    applied = ", ".join(name for name in FIX_NAMES if plans[name].status == FixStatus.PENDING) or "none"
     return f"| {version} | {shape.layout} | {applied} | {'patched' if applied != 'none' else 'already-fixed'} |"
 
 

@@ -9,31 +9,30 @@ fix itself): the handler's methods are edited in ``leave_ClassDef``, ``main()`` 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import Enum
 from typing import Callable, ClassVar, Union
 
 import libcst as cst
 
+from .plan import Plan
+from .registry import Fix
 from .settings import Settings
-from .shape import HANDLER_CLASS, IMPORT_STEP, MARK_PREFIX, Shape, UnsupportedShape
+from .shape import HANDLER_CLASS, Shape, UnsupportedShape
 
 # A statement that can carry comments and blank lines above it (``leading_lines``): what a module body holds.
 Statement = Union[cst.SimpleStatementLine, cst.BaseCompoundStatement]
 
 
-def mark(fix: str, note: str = "") -> str:
-    """The comment that tells our injected code apart from upstream's."""
-    return f"# {MARK_PREFIX} {fix}" + (f" ({note})" if note else "")
-
-
 class FixTransformer(cst.CSTTransformer):
-    """Base of every fix: knows its pending steps, the settings, the file's shape and its formatting."""
+    """Base of every fix: knows its record, its plan (pending steps), the settings, the file's shape and its
+    formatting. It can run alone on a parsed module (``module.visit(Fix(plan, settings, module, shape))``)."""
 
-    NAME: ClassVar[str]
-    DESCRIPTION: ClassVar[str]
+    FIX: ClassVar[Fix]  # the fix's record in ``registry.FIXES``
 
-    def __init__(self, steps: frozenset[str], settings: Settings, module: cst.Module, shape: Shape) -> None:
+    def __init__(self, plan: Plan, settings: Settings, module: cst.Module, shape: Shape) -> None:
         super().__init__()
-        self.steps = steps
+        self.plan = plan
+        self.steps: frozenset[Enum] = plan.steps
         self.settings = settings
         self.shape = shape
         self._config = module.config_for_parsing
@@ -62,11 +61,9 @@ class FixTransformer(cst.CSTTransformer):
         return only
 
     def add_pending_imports(self, module: cst.Module) -> cst.Module:
-        """Add ``import NAME`` for each pending ``import:NAME`` step (plan.import_steps)."""
-        for step in sorted(self.steps):
-            if step.startswith(IMPORT_STEP):
-                name = step[len(IMPORT_STEP) :]
-                module = add_import(module, self.statement(f"import {name}  {mark(self.NAME)}"))
+        """Add ``import NAME`` for each module the plan says the file lacks (``plan.missing_imports``)."""
+        for name in sorted(self.plan.imports):
+            module = add_import(module, self.statement(f"import {name}  {self.FIX.mark()}"))
         return module
 
 

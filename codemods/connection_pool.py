@@ -12,12 +12,15 @@ from .base import (
     defines,
     insert_before,
     is_handler_class,
-    mark,
     prepend_to_method,
     replace_statement,
     with_class_body,
 )
+from .plan import PoolStep
+from .registry import fix_of_module
 from .shape import HANDLER_CLASS, POOL_CLASS, POOL_REVISION, UnsupportedShape
+
+FIX = fix_of_module(__name__)
 
 POOL_CLASS_CODE = Template('''
 $mark
@@ -169,25 +172,21 @@ class _FindPortStatement(cst.CSTVisitor):
 
 
 class ConnectionPoolFix(FixTransformer):
-    NAME = "connection-pool"
-    DESCRIPTION = (
-        "Add SocketIOConnectionPool (at most max_connections live clients, dead ones dropped); "
-        "the handler gets its Socket.IO client from the pool instead of building one per event."
-    )
+    FIX = FIX
 
     def leave_ClassDef(self, original_node: cst.ClassDef, updated_node: cst.ClassDef) -> cst.ClassDef:
         if not is_handler_class(updated_node):
             return updated_node
-        if "use-pool" in self.steps:
+        if PoolStep.USE_POOL in self.steps:
             builders = (*self.shape.client_builders, *self.shape.synced_getters)
             body = [
                 self._pooled(s) if isinstance(s, cst.FunctionDef) and s.name.value in builders else s
                 for s in block_statements(updated_node)
             ]
             updated_node = with_class_body(updated_node, body)
-        if "pool-attribute" in self.steps:
+        if PoolStep.POOL_ATTRIBUTE in self.steps:
             attribute = self.statement(
-                POOL_ATTRIBUTE_CODE.substitute(max_connections=self.settings.max_connections, mark=mark(self.NAME))
+                POOL_ATTRIBUTE_CODE.substitute(max_connections=self.settings.max_connections, mark=FIX.mark())
             )
             updated_node = prepend_to_method(updated_node, "__init__", [attribute])
         return updated_node
@@ -200,13 +199,13 @@ class ConnectionPoolFix(FixTransformer):
             raise UnsupportedShape(f"{HANDLER_CLASS}.{method.name.value}() builds a socketio.Client but sets no `port`")
         port_code = cst.Module(body=[]).code_for_node(port.found.with_changes(leading_lines=[])).strip()
         code = CLIENT_GETTER_CODE.substitute(
-            mark=mark(self.NAME, "clients come from the shared pool"), port_statement=port_code
+            mark=FIX.mark("clients come from the shared pool"), port_statement=port_code
         )
         return method.with_changes(body=method.body.with_changes(body=self.statements(code)))
 
     def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
-        if "pool-class" in self.steps:
-            pool = self.statements(POOL_CLASS_CODE.substitute(mark=mark(self.NAME), revision=POOL_REVISION))
+        if PoolStep.POOL_CLASS in self.steps:
+            pool = self.statements(POOL_CLASS_CODE.substitute(mark=FIX.mark(), revision=POOL_REVISION))
             if self.shape.pool_revision is None:
                 updated_node = insert_before(updated_node, defines(cst.ClassDef, HANDLER_CLASS), pool)
             else:  # an older pool of ours: the new one takes its place

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import libcst as cst
 
-from .base import FixTransformer, defines, insert_before, mark
+from .base import FixTransformer, defines, insert_before
+from .plan import LimitStep
+from .registry import fix_of_module
 from .shape import CACHE_AGE_LIMIT, CLEANUP_INTERVAL, HANDLER_CLASS, TRACKED_COLLECTIONS
 
-LIMIT_ORDER = ("MAX_DELEGATION_TRACKING", "MAX_PROMPT_TRACKING", CACHE_AGE_LIMIT, CLEANUP_INTERVAL)
+FIX = fix_of_module(__name__)
 
 
 def _what_it_bounds(limit: str, tracked) -> str:
@@ -19,17 +21,13 @@ def _what_it_bounds(limit: str, tracked) -> str:
 
 
 class LimitsFix(FixTransformer):
-    NAME = "limits"
-    DESCRIPTION = (
-        "Add MAX_DELEGATION_TRACKING, MAX_PROMPT_TRACKING, MAX_CACHE_AGE_SECONDS and "
-        "CLEANUP_INTERVAL_EVENTS (values from the config), only those this layout's collections need."
-    )
+    FIX = FIX
 
     def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
-        pending = {step.split(":", 1)[1] for step in self.steps if step.startswith("constant:")}
+        pending = [step.value for step in LimitStep if step in self.steps]  # in the enum's order
         if not pending:
             return updated_node
-        lines = [mark(self.NAME, "bounds for what the handler keeps between events")]
-        for name in (limit for limit in LIMIT_ORDER if limit in pending):
+        lines = [FIX.mark("bounds for what the handler keeps between events")]
+        for name in pending:
             lines.append(f"{name} = {self.settings.limit(name)}  # {_what_it_bounds(name, self.shape.tracked)}")
         return insert_before(updated_node, defines(cst.ClassDef, HANDLER_CLASS), self.statements("\n".join(lines)))

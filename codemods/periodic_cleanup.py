@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import libcst as cst
 
-from .base import FixTransformer, insert_method_after, is_handler_class, mark, prepend_to_method
+from .base import FixTransformer, insert_method_after, is_handler_class, prepend_to_method
+from .plan import CleanupStep
+from .registry import fix_of_module
 from .shape import CACHE_AGE_LIMIT, CLEANUP_INTERVAL, CLEANUP_METHOD, EVENT_COUNTER, TRACKED_COLLECTIONS
 
-COUNTER_CODE = f"self.{EVENT_COUNTER} = 0  {mark('periodic-cleanup')}"
+FIX = fix_of_module(__name__)
+
+COUNTER_CODE = f"self.{EVENT_COUNTER} = 0  {FIX.mark()}"
 
 COUNT_AND_CLEAN_CODE = f"""
-{mark("periodic-cleanup", "keep a long-lived handler's state bounded")}
+{FIX.mark("keep a long-lived handler's state bounded")}
 self.{EVENT_COUNTER} += 1
 if self.{EVENT_COUNTER} % {CLEANUP_INTERVAL} == 0:
     self.{CLEANUP_METHOD}()
 """
 
 METHOD_HEAD = f'''
-{mark("periodic-cleanup")}
+{FIX.mark()}
 def {CLEANUP_METHOD}(self):
     """Trim tracked collections to their limits and expire old git-branch cache entries."""'''
 
@@ -49,20 +53,16 @@ def cleanup_method_code(tracked, has_git_cache: bool) -> str:
 
 
 class PeriodicCleanupFix(FixTransformer):
-    NAME = "periodic-cleanup"
-    DESCRIPTION = (
-        "Add _cleanup_old_entries() (trims each tracked collection to its limit, oldest first; expires "
-        "git-branch cache entries); handle() counts events and calls it every CLEANUP_INTERVAL_EVENTS."
-    )
+    FIX = FIX
 
     def leave_ClassDef(self, original_node: cst.ClassDef, updated_node: cst.ClassDef) -> cst.ClassDef:
         if not is_handler_class(updated_node):
             return updated_node
-        if "counter" in self.steps:
+        if CleanupStep.COUNTER in self.steps:
             updated_node = prepend_to_method(updated_node, "__init__", [self.statement(COUNTER_CODE)])
-        if "call" in self.steps:
+        if CleanupStep.CALL in self.steps:
             updated_node = prepend_to_method(updated_node, "handle", self.statements(COUNT_AND_CLEAN_CODE))
-        if "method" in self.steps:
+        if CleanupStep.METHOD in self.steps:
             method = self.statement(cleanup_method_code(self.shape.tracked, self.shape.has_git_cache))
             updated_node = insert_method_after(updated_node, "__init__", method)
         return updated_node

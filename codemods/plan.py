@@ -2,21 +2,31 @@
 
 Pure standard library: ``check`` runs only this and ``shape``. A fix is made of small
 steps that are each done or not, so a partial patch (``--select``, a hand edit) is
-completed without duplicating anything.
+completed without duplicating anything. Each fix's steps are an ``Enum`` here, next to
+the planner that chooses them; the fix's record (``registry.FIXES``) names both.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Callable
+from enum import Enum
+from typing import TYPE_CHECKING
 
-from .shape import CLEANUP_METHOD, EVENT_COUNTER, IMPORT_STEP, POOL_ATTRIBUTE, POOL_CLASS, Shape, pool_is_outdated
+from .shape import (
+    CACHE_AGE_LIMIT,
+    CLEANUP_INTERVAL,
+    CLEANUP_METHOD,
+    EVENT_COUNTER,
+    POOL_ATTRIBUTE,
+    POOL_CLASS,
+    Shape,
+    pool_is_outdated,
+)
+from .status import FixStatus
 
-PENDING, PRESENT, NOT_APPLICABLE = "pending", "present", "not-applicable"
-
-FIX_NAMES: tuple[str, ...] = ("connection-pool", "singleton", "limits", "periodic-cleanup", "teardown")
-REQUIRES: dict[str, tuple[str, ...]] = {"periodic-cleanup": ("limits",), "teardown": ("connection-pool",)}
+if TYPE_CHECKING:
+    from .registry import Fix
 
 UPSTREAM_REASON = "fixed upstream (claude-mpm 3.9.4+ ships its own _global_handler and connection pool): nothing to do"
 NO_COLLECTIONS = (
@@ -27,130 +37,116 @@ STALE_POOL = (
     "the connection pool an older fix-memory-leaks injected loses events and can hang hook processes "
     "at exit: apply replaces it"
 )
-# The modules the injected code of each fix uses.
-IMPORTS: dict[str, tuple[str, ...]] = {
-    "connection-pool": ("sys", "threading", "time", "weakref"),
-    "singleton": ("threading",),
-    "periodic-cleanup": ("time",),
-}
 
 
 @dataclass(frozen=True)
 class Plan:
-    """One fix's verdict on one file."""
+    """One fix's verdict on one file: what is left to do (``steps``, and the modules to import)."""
 
     name: str
-    status: str
+    status: FixStatus
     reason: str = ""
-    steps: frozenset[str] = field(default_factory=frozenset)
+    steps: frozenset[Enum] = field(default_factory=frozenset)
+    imports: tuple[str, ...] = ()  # modules the fix's code uses that the file does not bind, to be imported
 
 
-# Where each fix acts, as a line of the handler (for annotations): the first of these that exists.
-ANCHORS: dict[str, tuple[str, ...]] = {
-    "connection-pool": ("builder", "__init__"),
-    "singleton": ("main",),
-    "limits": ("__init__",),
-    "periodic-cleanup": ("handle",),
-    "teardown": ("__del__", "class"),
-}
+def not_applicable(fix: Fix, reason: str) -> Plan:
+    return Plan(fix.name, FixStatus.NOT_APPLICABLE, reason)
 
 
-def anchor_line(shape: Shape, fix: str) -> int:
-    """The handler line a fix is about: what ``check --format github`` points at."""
-    return next((shape.lines[key] for key in ANCHORS[fix] if key in shape.lines), shape.lines["class"])
-
-
-def _verdict(name: str, steps: Iterable[str], reason: str = "") -> Plan:
+def verdict(fix: Fix, steps: Iterable[Enum], imports: Iterable[str] = (), reason: str = "") -> Plan:
+    """Pending with what is left, or present when nothing is; a step of another fix is a bug, caught here."""
     steps = frozenset(steps)
-    return Plan(name, PENDING if steps else PRESENT, reason if steps else "", steps)
+    foreign = [step for step in steps if not isinstance(step, fix.steps)]
+    if foreign:
+        raise TypeError(f"{fix.name}: {foreign[0]!r} is not one of its steps ({fix.steps.__name__})")
+    imports = tuple(imports)
+    if not steps and not imports:
+        return Plan(fix.name, FixStatus.PRESENT)
+    return Plan(fix.name, FixStatus.PENDING, reason, steps, imports)
 
 
-def import_steps(shape: Shape, fix: str) -> list[str]:
-    """``import:NAME`` for each module the fix's code uses that the file does not bind."""
-    return [IMPORT_STEP + name for name in IMPORTS[fix] if name not in shape.module_names]
+def missing_imports(shape: Shape, fix: Fix) -> list[str]:
+    """Each module the fix's code uses (``fix.imports``) that the file does not bind."""
+    return [name for name in fix.imports if name not in shape.module_names]
 
 
-def _connection_pool(shape: Shape) -> Plan:
+class PoolStep(Enum):
+    POOL_CLASS = "pool-class"  # the SocketIOConnectionPool class (replacing an outdated one of ours)
+    POOL_ATTRIBUTE = "pool-attribute"  # self.connection_pool = ... in __init__
+    USE_POOL = "use-pool"  # the methods that built a socketio.Client take it from the pool
+
+
+def plan_connection_pool(fix: Fix, shape: Shape) -> Plan:
     if not shape.has_socketio_client:
-        return Plan("connection-pool", NOT_APPLICABLE, NO_CLIENT)
+        return not_applicable(fix, NO_CLIENT)
     stale = pool_is_outdated(shape.pool_revision)
     steps = []
+    imports: list[str] = []
     if POOL_CLASS not in shape.module_names or stale:  # the pool's code is what needs the imports
-        steps += ["pool-class", *import_steps(shape, "connection-pool")]
+        steps.append(PoolStep.POOL_CLASS)
+        imports += missing_imports(shape, fix)
     if POOL_ATTRIBUTE not in shape.init_attrs:
-        steps.append("pool-attribute")
+        steps.append(PoolStep.POOL_ATTRIBUTE)
     if shape.client_builders or (stale and shape.synced_getters):
-        steps.append("use-pool")
-    return _verdict("connection-pool", steps, STALE_POOL if stale else "")
+        steps.append(PoolStep.USE_POOL)
+    return verdict(fix, steps, imports, STALE_POOL if stale else "")
 
 
-def _singleton(shape: Shape) -> Plan:
-    steps = import_steps(shape, "singleton")
+class SingletonStep(Enum):
+    GLOBALS = "globals"  # module globals _global_handler and _handler_lock
+    MAIN = "main"  # main() reuses the one handler
+
+
+def plan_singleton(fix: Fix, shape: Shape) -> Plan:
+    steps = []
     if not {"_global_handler", "_handler_lock"} <= shape.module_names:
-        steps.append("globals")
+        steps.append(SingletonStep.GLOBALS)
     if shape.main_builds_handler:
-        steps.append("main")
-    return _verdict("singleton", steps)
+        steps.append(SingletonStep.MAIN)
+    return verdict(fix, steps, missing_imports(shape, fix))
 
 
-def _limits(shape: Shape) -> Plan:
+class LimitStep(Enum):
+    """One limit constant to add; the members' order is the order they are written in."""
+
+    MAX_DELEGATION_TRACKING = "MAX_DELEGATION_TRACKING"
+    MAX_PROMPT_TRACKING = "MAX_PROMPT_TRACKING"
+    MAX_CACHE_AGE_SECONDS = CACHE_AGE_LIMIT
+    CLEANUP_INTERVAL_EVENTS = CLEANUP_INTERVAL
+
+
+def plan_limits(fix: Fix, shape: Shape) -> Plan:
     if not shape.needed_limits:
-        return Plan("limits", NOT_APPLICABLE, NO_COLLECTIONS)
-    return _verdict("limits", (f"constant:{name}" for name in shape.needed_limits if name not in shape.module_names))
+        return not_applicable(fix, NO_COLLECTIONS)
+    return verdict(fix, (LimitStep(name) for name in shape.needed_limits if name not in shape.module_names))
 
 
-def _periodic_cleanup(shape: Shape) -> Plan:
+class CleanupStep(Enum):
+    METHOD = "method"  # the _cleanup_old_entries() method
+    COUNTER = "counter"  # self.events_processed = 0 in __init__
+    CALL = "call"  # handle() counts events and calls the cleanup
+
+
+def plan_periodic_cleanup(fix: Fix, shape: Shape) -> Plan:
     if not shape.needed_limits:
-        return Plan("periodic-cleanup", NOT_APPLICABLE, NO_COLLECTIONS)
+        return not_applicable(fix, NO_COLLECTIONS)
     steps = []
     if CLEANUP_METHOD not in shape.methods:
-        steps.append("method")
+        steps.append(CleanupStep.METHOD)
     if EVENT_COUNTER not in shape.init_attrs:
-        steps.append("counter")
+        steps.append(CleanupStep.COUNTER)
     if not shape.handle_calls_cleanup:
-        steps.append("call")
-    if shape.has_git_cache:
-        steps.extend(import_steps(shape, "periodic-cleanup"))
-    return _verdict("periodic-cleanup", steps)
+        steps.append(CleanupStep.CALL)
+    imports = missing_imports(shape, fix) if shape.has_git_cache else []
+    return verdict(fix, steps, imports)
 
 
-def _teardown(shape: Shape) -> Plan:
+class TeardownStep(Enum):
+    DEL = "del"  # __del__ closes the pool
+
+
+def plan_teardown(fix: Fix, shape: Shape) -> Plan:
     if not shape.has_socketio_client:
-        return Plan("teardown", NOT_APPLICABLE, f"no connection pool to close: {NO_CLIENT}")
-    return _verdict("teardown", [] if shape.del_closes_pool else ["del"])
-
-
-PLANNERS: dict[str, Callable[[Shape], Plan]] = {
-    "connection-pool": _connection_pool,
-    "singleton": _singleton,
-    "limits": _limits,
-    "periodic-cleanup": _periodic_cleanup,
-    "teardown": _teardown,
-}
-
-
-def plan_fixes(shape: Shape) -> dict[str, Plan]:
-    """Every fix's verdict, in registry order."""
-    if shape.upstream_fixed:
-        return {name: Plan(name, NOT_APPLICABLE, UPSTREAM_REASON) for name in FIX_NAMES}
-    return {name: PLANNERS[name](shape) for name in FIX_NAMES}
-
-
-class UnknownFix(ValueError):
-    """A name given to --select or the config's ``fixes`` that is not a fix."""
-
-
-def resolve_selection(names: Iterable[str]) -> tuple[tuple[str, ...], list[str]]:
-    """Expand a selection with what each fix needs; return it in registry order and the notes to show."""
-    wanted = []
-    for name in names:
-        if name not in FIX_NAMES:
-            raise UnknownFix(f"unknown fix {name!r} (the fixes are: {', '.join(FIX_NAMES)})")
-        wanted.append(name)
-    notes = []
-    for name in list(wanted):
-        for needed in REQUIRES.get(name, ()):
-            if needed not in wanted:
-                wanted.append(needed)
-                notes.append(f"{name} needs {needed}: selected it too")
-    return tuple(name for name in FIX_NAMES if name in wanted), notes
+        return not_applicable(fix, f"no connection pool to close: {NO_CLIENT}")
+    return verdict(fix, [] if shape.del_closes_pool else [TeardownStep.DEL])

@@ -20,7 +20,6 @@ POOL_ATTRIBUTE = "connection_pool"
 # The revision of the pool this version injects: a pool of ours with a lower one is replaced
 # (0.1.0's, revision 1, lost events and hung hook processes at exit).
 POOL_REVISION = 2
-IMPORT_STEP = "import:"
 
 # Unbounded collections a handler may set in __init__, with the limit that bounds each.
 TRACKED_COLLECTIONS: dict[str, str] = {
@@ -45,7 +44,6 @@ class Shape:
     """What a handler file holds, as far as the five fixes care."""
 
     module_names: frozenset[str]
-    imported_modules: frozenset[str]
     marks: frozenset[str]
     init_attrs: frozenset[str]
     methods: frozenset[str]
@@ -109,7 +107,7 @@ def inspect(source: bytes) -> Shape:
     if main is None:
         raise UnsupportedShape("no top-level main() function")
 
-    module_names, imported = _module_bindings(tree)
+    module_names, _ = _module_bindings(tree)
     marks = read_marks(text)
     init = methods["__init__"]
     assignments = list(_self_assignments(init))
@@ -123,7 +121,6 @@ def inspect(source: bytes) -> Shape:
     upstream_fixed = "_global_handler" in module_names and "singleton" not in marks
     shape = Shape(
         module_names=frozenset(module_names),
-        imported_modules=frozenset(imported),
         marks=marks,
         init_attrs=init_attrs,
         methods=frozenset(methods),

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import libcst as cst
 
-from .base import FixTransformer, defines, insert_before, mark, prepend_to_body
+from .base import FixTransformer, defines, insert_before, prepend_to_body
+from .plan import SingletonStep
+from .registry import fix_of_module
 from .shape import HANDLER_CLASS
 
+FIX = fix_of_module(__name__)
+
 GLOBALS_CODE = f"""
-{mark("singleton", "the one handler of this process")}
+{FIX.mark("the one handler of this process")}
 _global_handler = None
 _handler_lock = threading.Lock()
 """
 
 SHARED_HANDLER_CODE = f"""
-{mark("singleton", "reuse the process's handler instead of building one per call")}
+{FIX.mark("reuse the process's handler instead of building one per call")}
 with _handler_lock:
     if _global_handler is None:
         _global_handler = {HANDLER_CLASS}()
@@ -57,19 +61,15 @@ def _constructed_name(statement: cst.SimpleStatementLine):
 
 
 class SingletonFix(FixTransformer):
-    NAME = "singleton"
-    DESCRIPTION = (
-        "Add module globals _global_handler and _handler_lock; main() creates the handler once, "
-        "under the lock, and reuses it."
-    )
+    FIX = FIX
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef) -> cst.FunctionDef:
-        if updated_node.name.value != "main" or "main" not in self.steps:
+        if updated_node.name.value != "main" or SingletonStep.MAIN not in self.steps:
             return updated_node
         shared = cst.ensure_type(updated_node.visit(_ShareHandler(self)), cst.FunctionDef)
         return prepend_to_body(shared, [self.statement("global _global_handler")])
 
     def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
-        if "globals" in self.steps:
+        if SingletonStep.GLOBALS in self.steps:
             updated_node = insert_before(updated_node, defines(cst.FunctionDef, "main"), self.statements(GLOBALS_CODE))
         return self.add_pending_imports(updated_node)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import libcst as cst
 
-from .base import FixTransformer, find_method, insert_method_after, is_handler_class, mark, replace_method
+from .base import FixTransformer, find_method, insert_method_after, is_handler_class, replace_method
+from .plan import TeardownStep
+from .registry import fix_of_module
+
+FIX = fix_of_module(__name__)
 
 DEL_CODE = f'''
-{mark("teardown")}
+{FIX.mark()}
 def __del__(self):
     """Close the pooled Socket.IO clients when the handler goes away."""
     # During interpreter finalization close_all() only lets go: the pool closed its clients at exit.
@@ -21,14 +25,10 @@ def __del__(self):
 
 
 class TeardownFix(FixTransformer):
-    NAME = "teardown"
-    DESCRIPTION = (
-        "__del__ closes the connection pool (close_all()); safe when __init__ failed half-way, "
-        "and never blocks during interpreter finalization."
-    )
+    FIX = FIX
 
     def leave_ClassDef(self, original_node: cst.ClassDef, updated_node: cst.ClassDef) -> cst.ClassDef:
-        if not is_handler_class(updated_node) or "del" not in self.steps:
+        if not is_handler_class(updated_node) or TeardownStep.DEL not in self.steps:
             return updated_node
         teardown = cst.ensure_type(self.statement(DEL_CODE), cst.FunctionDef)
         existing = find_method(updated_node, "__del__")

@@ -13,10 +13,14 @@ from collections.abc import Sequence
 from contextlib import suppress
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
-from codemods.plan import FIX_NAMES
+from codemods.registry import FIX_NAMES
 
 from . import __version__
+
+if TYPE_CHECKING:
+    from .report import Report
 
 EPILOG = """\
 exit codes: 0 done or nothing to do; 1 (check) fixes are pending; 2 an error (unparsable or
@@ -51,7 +55,34 @@ threshold; 2 an error (bad config or option).
 
 
 class UsageError(Exception):
-    """Arguments that make sense to argparse but not to us (exit 2)."""
+    """Arguments that make sense to argparse but not to us (exit 2, one line).
+
+    The ``type=`` converters below raise it: argparse lets it through (it handles only ValueError,
+    TypeError and ArgumentTypeError, with a usage block), so ``main`` reports it in one line."""
+
+
+def fix_list(text: str) -> tuple[str, ...]:
+    """``--select FIX[,FIX]``: known fix names (what they need is added later, with a note)."""
+    from codemods.registry import UnknownFix, resolve_selection
+
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    try:
+        resolve_selection(names)
+    except UnknownFix as error:
+        raise UsageError(str(error)) from None
+    return names
+
+
+def count(option: str) -> Callable[[str], int]:
+    """A ``type=`` for an option that counts something: a whole number, at least 1."""
+
+    def count(text: str) -> int:
+        value = int(text)  # not a number: argparse says "invalid count value"
+        if value < 1:
+            raise UsageError(f"{option} must be at least 1, not {value}")
+        return value
+
+    return count
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,9 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fixing = argparse.ArgumentParser(add_help=False, parents=[configured])
     fixing.add_argument(
-        "--select", metavar="FIX[,FIX]", help=f"only these fixes (and what they need): {', '.join(FIX_NAMES)}"
+        "--select",
+        type=fix_list,
+        metavar="FIX[,FIX]",
+        help=f"only these fixes (and what they need): {', '.join(FIX_NAMES)}",
     )
-    fixing.add_argument("--jobs", "-j", type=int, metavar="N", help="files processed in parallel (default: all cores)")
+    fixing.add_argument(
+        "--jobs", "-j", type=count("--jobs"), metavar="N", help="files processed in parallel (default: all cores)"
+    )
 
     def command(name: str, help_text: str, parents, exits: str = EPILOG) -> argparse.ArgumentParser:
         return commands.add_parser(
@@ -117,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument(
         "--events",
-        type=int,
+        type=count("--events"),
         metavar="N",
         help="hook events per run (default: 8; a handler that hangs on each takes ~2 minutes)",
     )
@@ -142,11 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help(sys.stderr)
-        return 2
     try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help(sys.stderr)
+            return 2
         return COMMANDS[args.command](args)
     except UsageError as error:
         print(f"fix-memory-leaks: error: {error}", file=sys.stderr)
@@ -174,7 +210,7 @@ def _handlers(args, python_runs_them: bool = False) -> list[Path]:
 
 def _selection(args):
     """(config, selected fix names, notes): --select wins over the config's ``fixes``."""
-    from codemods.plan import UnknownFix, resolve_selection
+    from codemods.registry import resolve_selection
 
     from .config import ConfigError, resolve_config
 
@@ -182,11 +218,7 @@ def _selection(args):
         config = resolve_config(args.config)
     except ConfigError as error:
         raise UsageError(str(error)) from None
-    names = [n.strip() for n in args.select.split(",") if n.strip()] if args.select else config.fixes or FIX_NAMES
-    try:
-        selected, notes = resolve_selection(names)
-    except UnknownFix as error:
-        raise UsageError(str(error)) from None
+    selected, notes = resolve_selection(args.select or config.fixes or FIX_NAMES)  # both are checked names
     return config, selected, notes
 
 
@@ -194,16 +226,30 @@ def _run(function, paths: Sequence[Path], args, preload_libcst: bool = False):
     """Results in the order of ``paths``; files spread over processes when there are several."""
     from .parallel import run_all
 
-    if args.jobs is not None and args.jobs < 1:
-        raise UsageError("--jobs must be at least 1")
     progress = not args.quiet and args.format == "text" and sys.stderr.isatty()
     return run_all(function, paths, args.jobs or os.cpu_count() or 1, progress, preload_libcst, args.no_color)
 
 
+def _options(args):
+    from .report import Options
+
+    return Options(quiet=args.quiet, verbose=args.verbose, no_color=args.no_color)
+
+
+def _render(report: Report, args) -> int:
+    """Print the report in the format asked for; its exit code."""
+    if args.format == "json":
+        report.render_json()
+    elif args.format == "github":
+        report.render_github()
+    else:
+        report.render_text(_options(args))
+    return report.exit_code
+
+
 def cmd_apply(args) -> int:
     from .pipeline import apply_file
-    from .report import render_json, render_text, write_diff
-    from .results import exit_code
+    from .report import Command, Report, write_diff
 
     config, selected, notes = _selection(args)
     paths = _handlers(args)
@@ -213,68 +259,33 @@ def cmd_apply(args) -> int:
         for result in results:
             if result.diff:
                 write_diff(result.diff, args.no_color)
-    if args.format == "json":
-        render_json(results, config.source)
-    else:
-        render_text(
-            results,
-            "apply",
-            config_source=config.source,
-            notes=notes,
-            dry_run=args.dry_run,
-            quiet=args.quiet,
-            verbose=args.verbose,
-            no_color=args.no_color,
-        )
-    return exit_code("apply", results)
+    return _render(Report(Command.APPLY, results, config.source, notes, dry_run=args.dry_run), args)
 
 
 def cmd_check(args) -> int:
     from .pipeline import check_file
-    from .results import exit_code
+    from .report import Command, Report
 
     config, selected, notes = _selection(args)
     paths = _handlers(args)
     results = _run(partial(check_file, select=selected), paths, args)
-    if args.format == "json":
-        from .report import render_json
-
-        render_json(results, config.source)
-    elif args.format == "github":
-        from .report import render_github
-
-        render_github(results)
-    else:
-        from .report import render_text
-
-        render_text(
-            results,
-            "check",
-            config_source=config.source,
-            notes=notes,
-            quiet=args.quiet,
-            verbose=args.verbose,
-            no_color=args.no_color,
-        )
-    return exit_code("check", results)
+    return _render(Report(Command.CHECK, results, config.source, notes), args)
 
 
 def cmd_restore(args) -> int:
     from .pipeline import restore_file
-    from .report import render_text
-    from .results import exit_code
+    from .report import Command, Report
 
     results = [restore_file(path, force=args.force) for path in _handlers(args)]
-    render_text(results, "restore", quiet=args.quiet, no_color=args.no_color)
-    return exit_code("restore", results)
+    report = Report(Command.RESTORE, results)
+    report.render_text(_options(args))
+    return report.exit_code
 
 
 def cmd_verify(args) -> int:
     from .verify import DEFAULT_EVENTS, exit_code, progress_display, render_json, render_text, verify_file
 
     events = DEFAULT_EVENTS if args.events is None else args.events
-    if events < 1:
-        raise UsageError(f"--events must be at least 1, not {events}")
     paths = _handlers(args, python_runs_them=True)
     python = args.python or sys.executable
     with progress_display(sys.stderr, quiet=args.quiet or args.format == "json", no_color=args.no_color) as progress:
@@ -287,13 +298,11 @@ def cmd_verify(args) -> int:
 
 
 def cmd_fixes(args) -> int:
-    from codemods.engine import transformer_class
-    from codemods.plan import REQUIRES
+    from codemods.registry import FIXES
 
-    for name in FIX_NAMES:
-        fix = transformer_class(name)
-        needs = f" (needs {', '.join(REQUIRES[name])})" if name in REQUIRES else ""
-        print(f"{name}{needs}\n    {fix.DESCRIPTION}")
+    for fix in FIXES:
+        needs = f" (needs {', '.join(fix.requires)})" if fix.requires else ""
+        print(f"{fix.name}{needs}\n    {fix.description}")
     return 0
 
 

@@ -124,7 +124,7 @@ def _positive_int(node, key: str, source: str) -> int:
 def _fix_list(node, source: str) -> tuple[str, ...]:
     import yaml
 
-    from codemods.plan import FIX_NAMES
+    from codemods.registry import FIX_NAMES
 
     line = node.start_mark.line + 1
     if not isinstance(node, yaml.SequenceNode):

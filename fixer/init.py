@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import fields
 from pathlib import Path
 
-from codemods.plan import FIX_NAMES
+from codemods.registry import FIX_NAMES
 from codemods.settings import Settings
 
 from .config import CONFIG_RELATIVE, SCHEMA, MonitorSettings

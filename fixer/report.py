@@ -1,4 +1,4 @@
-"""Rendering results: a rich table per file for people, JSON and GitHub annotations for machines.
+"""One report per command: it owns the counts, the exit code and the renderers (text, JSON, GitHub).
 
 Human-readable reports go to stderr and diffs or machine formats to stdout, as black and
 ruff do, so ``apply --dry-run > fix.patch`` holds nothing but the patch.
@@ -9,42 +9,204 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
-from typing import TextIO
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Protocol, TextIO, cast
 
-from .results import (
-    ALREADY_FIXED,
-    APPLIED,
-    DAMAGED,
-    ERROR,
-    FAILED,
-    NOT_APPLICABLE,
-    OK,
-    PATCHED,
-    PENDING,
-    PRESENT,
-    REPAIRED,
-    RESTORED,
-    UNSUPPORTED,
-    FileResult,
-    summary,
-)
+from codemods.status import FAILED_FILE, WRITTEN, FileStatus, FixStatus, Status, VerifyStatus
 
-STYLES = {
-    PATCHED: "bold green",
-    REPAIRED: "bold green",
-    APPLIED: "green",
-    RESTORED: "green",
-    OK: "green",
-    ALREADY_FIXED: "cyan",
-    PRESENT: "cyan",
-    NOT_APPLICABLE: "dim",
-    PENDING: "yellow",
-    UNSUPPORTED: "bold red",
-    ERROR: "bold red",
-    DAMAGED: "bold red",
+from .results import FileResult
+
+STYLES: dict[Status, str] = {
+    FileStatus.PATCHED: "bold green",
+    FileStatus.REPAIRED: "bold green",
+    FixStatus.APPLIED: "green",
+    FileStatus.RESTORED: "green",
+    FileStatus.OK: "green",
+    FileStatus.ALREADY_FIXED: "cyan",
+    FixStatus.PRESENT: "cyan",
+    FixStatus.NOT_APPLICABLE: "dim",
+    FixStatus.PENDING: "yellow",
+    FileStatus.UNSUPPORTED: "bold red",
+    FileStatus.ERROR: "bold red",
+    FileStatus.DAMAGED: "bold red",
+    VerifyStatus.PASS: "bold green",
+    VerifyStatus.FAIL: "bold red",
 }
-WRITTEN = (PATCHED, REPAIRED)
+
+
+class Command(str, Enum):
+    APPLY = "apply"
+    CHECK = "check"
+    RESTORE = "restore"
+    VERIFY = "verify"
+
+
+# The exit code is the highest that applies: 2 for what could not be handled, 1 for what the command flags.
+EXIT_TWO: Mapping[Command, frozenset[str]] = {
+    Command.APPLY: FAILED_FILE,
+    Command.CHECK: FAILED_FILE,
+    Command.RESTORE: FAILED_FILE,
+    Command.VERIFY: frozenset({VerifyStatus.ERROR}),
+}
+EXIT_ONE: Mapping[Command, frozenset[str]] = {
+    Command.CHECK: frozenset({FileStatus.PENDING}),
+    Command.VERIFY: frozenset({VerifyStatus.FAIL}),
+}
+
+
+class Reported(Protocol):
+    """What a report is made of: one result per file (``results.FileResult``, or verify's)."""
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def status(self) -> str: ...
+
+    def as_json(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Options:
+    """How loud the text report is."""
+
+    quiet: bool = False
+    verbose: bool = False
+    no_color: bool = False
+
+
+@dataclass(frozen=True)
+class Report:
+    """The results of one command over its files, in the order the files were given.
+
+    ``config_source`` None: the command reads no config (the JSON then has no ``config`` key)."""
+
+    command: Command
+    results: Sequence[Reported]
+    config_source: str | None = None
+    notes: Sequence[str] = ()
+    dry_run: bool = False
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Files per status, in order of first appearance: the JSON ``summary``."""
+        return {str(status): count for status, count in Counter(result.status for result in self.results).items()}
+
+    @property
+    def exit_code(self) -> int:
+        """0 done or nothing to do; 1 what the command flags (check: pending, verify: fail); 2 any error."""
+        statuses = {result.status for result in self.results}
+        if statuses & EXIT_TWO[self.command]:
+            return 2
+        if statuses & EXIT_ONE.get(self.command, frozenset()):
+            return 1
+        return 0
+
+    def summary_line(self) -> str:
+        parts = [f"{count} {status}" for status, count in self.counts.items()] or ["no files"]
+        text = ", ".join(parts)
+        if self.dry_run:
+            text += " (dry run: nothing written)"
+        if self.config_source:
+            text += f"; config: {self.config_source}"
+        nudge = self.next_step()
+        return f"{self.command.value}: {text}" + (f". {nudge}" if nudge else "")
+
+    def next_step(self) -> str:
+        """What the user can do next, said after the summary."""
+        counts = self.counts
+        if self.command == Command.CHECK and counts.get(FileStatus.PENDING):
+            return "run `fix-memory-leaks apply` to patch"
+        if self.command == Command.APPLY and any(counts.get(status) for status in WRITTEN):
+            return "run again without --dry-run to write it" if self.dry_run else "undo with `fix-memory-leaks restore`"
+        return ""
+
+    def as_json(self) -> dict[str, object]:
+        document: dict[str, object] = {
+            "files": [result.as_json() for result in self.results],
+            "summary": self.counts,
+        }
+        if self.config_source is not None:
+            document["config"] = self.config_source
+        return document
+
+    def render_json(self, stream: TextIO | None = None) -> None:
+        (stream or sys.stdout).write(json.dumps(self.as_json(), indent=2) + "\n")
+
+    def render_text(self, options: Options = Options(), stream: TextIO | None = None) -> None:
+        from rich.text import Text
+
+        console = console_for(stream or sys.stderr, options.no_color)
+        for note in self.notes:
+            console.print(Text(f"note: {note}", style="yellow"))
+        for result in self.results:
+            self.render_result(console, result, options)
+        console.print(Text(self.summary_line(), style="bold"))
+
+    def render_result(self, console, result: Any, options: Options) -> None:
+        """One file's lines of the text report (a report of other results overrides this)."""
+        from rich.table import Table
+        from rich.text import Text
+
+        if result.status in FAILED_FILE:
+            console.print(Text(f"{result.status}: {result.path}: {result.message}", style=STYLES[result.status]))
+            return
+        if options.quiet:
+            return
+        written = self.dry_run and result.status in WRITTEN
+        line = Text(f"{result.path}: ")
+        line.append(f"would be {result.status} (dry run)" if written else result.status, style=_style(result.status))
+        if result.layout:
+            line.append(f"  [layout {result.layout}]", style="dim")
+        if result.message:
+            line.append(f"  {result.message}")
+        console.print(line)
+        reasons = {fix.reason for fix in result.fixes}
+        all_not_applicable = all(fix.status == FixStatus.NOT_APPLICABLE for fix in result.fixes)
+        if all_not_applicable and len(reasons) == 1 and not options.verbose:
+            console.print(Text(f"  {reasons.pop()}", style="dim"))
+        elif result.fixes:
+            table = Table(show_header=True, header_style="bold", box=None, padding=(0, 2, 0, 2))
+            table.add_column("fix")
+            table.add_column("status")
+            table.add_column("why", overflow="fold")
+            for fix in result.fixes:
+                status = "would apply" if self.dry_run and fix.status == FixStatus.APPLIED else fix.status
+                table.add_row(fix.name, Text(status, style=_style(fix.status)), fix.reason)
+            console.print(table)
+        if result.backup and result.status in WRITTEN and not self.dry_run:
+            console.print(Text(f"  backup: {result.backup}", style="dim"))
+
+    def render_github(self, stream: TextIO | None = None) -> None:
+        """GitHub Actions workflow commands: one annotation per pending fix, one per failed file."""
+        stream = stream or sys.stdout
+        for result in cast("Sequence[FileResult]", self.results):
+            path = _escape_property(result.path)
+            if result.status in FAILED_FILE:
+                stream.write(f"::error file={path},title=fix-memory-leaks {result.status}::{_escape(result.message)}\n")
+                continue
+            for fix in result.fixes:
+                if fix.status == FixStatus.PENDING:
+                    message = f"memory-leak fix '{fix.name}' is pending: run `fix-memory-leaks apply`"
+                    stream.write(
+                        f"::error file={path},line={fix.line},title=fix-memory-leaks {fix.name}::{_escape(message)}\n"
+                    )
+        stream.write(Report(Command.CHECK, self.results).summary_line() + "\n")
+
+
+def _style(status: str) -> str:
+    return STYLES.get(cast(Status, status), "")
+
+
+def _escape(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape(text).replace(":", "%3A").replace(",", "%2C")
 
 
 def colour_wanted(stream: TextIO, no_color: bool) -> bool:
@@ -61,106 +223,6 @@ def console_for(stream: TextIO, no_color: bool, soft_wrap: bool = True):
     return Console(
         file=stream, no_color=not colour, color_system="auto" if colour else None, highlight=False, soft_wrap=soft_wrap
     )
-
-
-def render_text(
-    results: Sequence[FileResult],
-    command: str,
-    *,
-    config_source: str = "",
-    notes: Sequence[str] = (),
-    dry_run: bool = False,
-    quiet: bool = False,
-    verbose: bool = False,
-    no_color: bool = False,
-    stream: TextIO | None = None,
-) -> None:
-    from rich.table import Table
-    from rich.text import Text
-
-    stream = stream or sys.stderr
-    console = console_for(stream, no_color)
-    for note in notes:
-        console.print(Text(f"note: {note}", style="yellow"))
-    for result in results:
-        if result.status in FAILED:
-            console.print(Text(f"{result.status}: {result.path}: {result.message}", style=STYLES[result.status]))
-            continue
-        if quiet:
-            continue
-        shown = f"would be {result.status} (dry run)" if dry_run and result.status in WRITTEN else result.status
-        line = Text(f"{result.path}: ")
-        line.append(shown, style=STYLES.get(result.status, ""))
-        if result.layout:
-            line.append(f"  [layout {result.layout}]", style="dim")
-        if result.message:
-            line.append(f"  {result.message}")
-        console.print(line)
-        reasons = {fix.reason for fix in result.fixes}
-        if all(fix.status == NOT_APPLICABLE for fix in result.fixes) and len(reasons) == 1 and not verbose:
-            console.print(Text(f"  {reasons.pop()}", style="dim"))
-        elif result.fixes:
-            table = Table(show_header=True, header_style="bold", box=None, padding=(0, 2, 0, 2))
-            table.add_column("fix")
-            table.add_column("status")
-            table.add_column("why", overflow="fold")
-            for fix in result.fixes:
-                status = "would apply" if dry_run and fix.status == APPLIED else fix.status
-                table.add_row(fix.name, Text(status, style=STYLES.get(fix.status, "")), fix.reason)
-            console.print(table)
-        if result.backup and result.status in WRITTEN and not dry_run:
-            console.print(Text(f"  backup: {result.backup}", style="dim"))
-    console.print(Text(summary_line(results, command, config_source, dry_run), style="bold"))
-
-
-def summary_line(results: Sequence[FileResult], command: str, config_source: str = "", dry_run: bool = False) -> str:
-    counts = summary(results)
-    parts = [f"{count} {status}" for status, count in counts.items()] or ["no files"]
-    text = ", ".join(parts)
-    if dry_run:
-        text += " (dry run: nothing written)"
-    if config_source:
-        text += f"; config: {config_source}"
-    apply_next = "run again without --dry-run to write it" if dry_run else "undo with `fix-memory-leaks restore`"
-    nudge = {
-        "check": "run `fix-memory-leaks apply` to patch" if counts.get(PENDING) else "",
-        "apply": apply_next if any(counts.get(status) for status in WRITTEN) else "",
-    }.get(command, "")
-    return f"{command}: {text}" + (f". {nudge}" if nudge else "")
-
-
-def render_json(results: Sequence[FileResult], config_source: str, stream: TextIO | None = None) -> None:
-    document = {
-        "files": [result.as_json() for result in results],
-        "summary": summary(results),
-        "config": config_source,
-    }
-    (stream or sys.stdout).write(json.dumps(document, indent=2) + "\n")
-
-
-def render_github(results: Sequence[FileResult], stream: TextIO | None = None) -> None:
-    """GitHub Actions workflow commands: one annotation per pending fix, one per failed file."""
-    stream = stream or sys.stdout
-    for result in results:
-        path = _escape_property(result.path)
-        if result.status in FAILED:
-            stream.write(f"::error file={path},title=fix-memory-leaks {result.status}::{_escape(result.message)}\n")
-            continue
-        for fix in result.fixes:
-            if fix.status == PENDING:
-                message = f"memory-leak fix '{fix.name}' is pending: run `fix-memory-leaks apply`"
-                stream.write(
-                    f"::error file={path},line={fix.line},title=fix-memory-leaks {fix.name}::{_escape(message)}\n"
-                )
-    stream.write(summary_line(results, "check") + "\n")
-
-
-def _escape(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def _escape_property(text: str) -> str:
-    return _escape(text).replace(":", "%3A").replace(",", "%2C")
 
 
 def write_diff(diff: str, no_color: bool, stream: TextIO | None = None) -> None:

@@ -1,43 +1,28 @@
-"""What a command found for each file: the data every output format renders."""
+"""What a command found for each file: the data every output format renders (``report.Report``)."""
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-# File statuses.
-PATCHED, ALREADY_FIXED, NOT_APPLICABLE, UNSUPPORTED, ERROR = (
-    "patched",
-    "already-fixed",
-    "not-applicable",
-    "unsupported",
-    "error",
-)
-OK, PENDING, RESTORED = "ok", "pending", "restored"
-# A handler claude-mpm's own fix_memory_leaks.py broke is damaged (an error) for check, and for apply when
-# it cannot be rebuilt; apply rebuilds it from the pristine original that script left: repaired.
-DAMAGED, REPAIRED = "damaged", "repaired"
-# Fix statuses (plus PENDING and NOT_APPLICABLE above).
-APPLIED, PRESENT = "applied", "present"
-
-FAILED = (UNSUPPORTED, ERROR, DAMAGED)
+from codemods.status import FileStatus, FixStatus
 
 
 @dataclass(frozen=True)
 class FixResult:
     name: str
-    status: str
+    status: FixStatus
     reason: str = ""
     line: int = 0
 
 
-@dataclass
+@dataclass(frozen=True)
 class FileResult:
+    """One file's result, built once when its run is over."""
+
     path: str
-    status: str
+    status: FileStatus
     layout: str = ""
-    fixes: list[FixResult] = field(default_factory=list)
+    fixes: tuple[FixResult, ...] = ()
     message: str = ""
     diff: str = ""
     backup: str | None = None
@@ -53,14 +38,9 @@ class FileResult:
         }
 
 
-def summary(results: Sequence[FileResult]) -> dict[str, int]:
-    return dict(Counter(result.status for result in results))
+class FileError(Exception):
+    """Anything that stops one file: the message says what and, where it can, what to do."""
 
-
-def exit_code(command: str, results: Sequence[FileResult]) -> int:
-    """0 done or nothing to do; 1 (check only) fixes pending; 2 any error, unrecognised or damaged file."""
-    if any(result.status in FAILED for result in results):
-        return 2
-    if command == "check" and any(result.status == PENDING for result in results):
-        return 1
-    return 0
+    def __init__(self, message: str, status: FileStatus = FileStatus.ERROR) -> None:
+        super().__init__(message)
+        self.status = status

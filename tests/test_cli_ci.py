@@ -16,10 +16,11 @@ import pytest
 import yaml
 
 from bench import corpus
-from codemods.plan import FIX_NAMES
+from codemods.registry import FIX_NAMES
+from codemods.status import FileStatus
 from fixer.cli import main
-from fixer.report import render_github
-from fixer.results import ERROR, PENDING, UNSUPPORTED, FileResult
+from fixer.report import Command, Report
+from fixer.results import FileResult
 from tests.terminal import ROOT, run_on_terminal
 
 ANSI = re.compile(r"\x1b\[")
@@ -82,13 +83,13 @@ def test_check_json_has_the_documented_keys_and_agrees_with_the_exit_code(capsys
     assert document["summary"] == {status: statuses.count(status) for status in set(statuses)}
 
     pending_file = by_path[str(handlers["3.8.1"])]
-    assert pending_file["status"] == PENDING and pending_file["layout"]
+    assert pending_file["status"] == FileStatus.PENDING and pending_file["layout"]
     assert [fix["name"] for fix in pending_file["fixes"]] == list(FIX_NAMES)
-    assert {fix["status"] for fix in pending_file["fixes"]} == {PENDING}
+    assert {fix["status"] for fix in pending_file["fixes"]} == {FileStatus.PENDING}
     upstream = by_path[str(handlers["3.9.4"])]
     assert upstream["status"] == "ok"
     assert all(fix["status"] == "not-applicable" and "3.9.4" in fix["reason"] for fix in upstream["fixes"])
-    assert by_path[str(stranger)]["status"] == UNSUPPORTED and by_path[str(stranger)]["message"]
+    assert by_path[str(stranger)]["status"] == FileStatus.UNSUPPORTED and by_path[str(stranger)]["message"]
     assert code == 2  # the unrecognised file wins over the pending fixes
 
 
@@ -96,7 +97,7 @@ def test_check_json_of_pending_files_only_exits_1(capsys, real_handler):
     handler = real_handler("3.5.0")
     code, out, _ = run(capsys, "check", str(handler), "--format", "json")
     assert code == 1
-    assert json.loads(out)["summary"] == {PENDING: 1}
+    assert json.loads(out)["summary"] == {FileStatus.PENDING: 1}
 
 
 def test_apply_json_reports_patched_files_with_their_backup(capsys, real_handler):
@@ -120,7 +121,7 @@ def test_github_annotates_each_pending_fix_on_its_line(capsys, mixed_tree):
         (entry["path"], fix["name"])
         for entry in json.loads(json_out)["files"]
         for fix in entry["fixes"]
-        if fix["status"] == PENDING
+        if fix["status"] == FileStatus.PENDING
     ]
     found = annotations(out)
     per_fix = [(props["file"], props["title"].split()[-1]) for kind, props, _ in found if "line" in props]
@@ -154,7 +155,7 @@ def test_github_escapes_paths_and_messages(capsys, tmp_path):
 
     stream = io.StringIO()
     message = "line one\nline two: 100%\r"
-    render_github([FileResult("x,y.py", ERROR, message=message)], stream=stream)
+    Report(Command.CHECK, [FileResult("x,y.py", FileStatus.ERROR, message=message)]).render_github(stream)
     first = stream.getvalue().splitlines()[0]
     assert "\n" not in first and "%0A" in first
     assert annotations(first) == [("error", {"file": "x,y.py", "title": "fix-memory-leaks error"}, message)]

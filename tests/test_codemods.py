@@ -12,9 +12,10 @@ from typing import ClassVar
 import pytest
 
 from codemods.engine import assess, fix_source
-from codemods.plan import NOT_APPLICABLE, PENDING, PRESENT, UPSTREAM_REASON
+from codemods.plan import UPSTREAM_REASON
 from codemods.settings import Settings
 from codemods.shape import UnsupportedShape, read_marks
+from codemods.status import FixStatus
 from tests.codemod_case import assert_codemod, run_fix
 
 # The 3.2-3.4 shape, cut down: a Socket.IO client per handler, one tracking dict, main() builds a handler.
@@ -425,18 +426,18 @@ def test_every_injected_fix_leaves_its_mark():
 
 def test_fixes_with_nothing_to_act_on_say_why():
     _, plans = assess(PLAIN_HANDLER.encode())
-    assert plans["singleton"].status == PENDING
+    assert plans["singleton"].status == FixStatus.PENDING
     for name in ("connection-pool", "teardown"):
-        assert plans[name].status == NOT_APPLICABLE and "Socket.IO client" in plans[name].reason
+        assert plans[name].status == FixStatus.NOT_APPLICABLE and "Socket.IO client" in plans[name].reason
     for name in ("limits", "periodic-cleanup"):
-        assert plans[name].status == NOT_APPLICABLE and "active_delegations" in plans[name].reason
+        assert plans[name].status == FixStatus.NOT_APPLICABLE and "active_delegations" in plans[name].reason
 
 
 def test_a_partial_patch_of_ours_is_completed_not_mistaken_for_upstream():
     singleton_only = run_fix("singleton", SOCKETIO_HANDLER)
     shape, plans = assess(singleton_only.encode())
     assert not shape.upstream_fixed
-    assert plans["singleton"].status == PRESENT and plans["connection-pool"].status == PENDING
+    assert plans["singleton"].status == FixStatus.PRESENT and plans["connection-pool"].status == FixStatus.PENDING
     completed = fix_source(singleton_only.encode()).source.decode()
     # The same code as a patch in one go; only which fix's mark an added import carries, and so
     # the order of the added imports, may differ.

@@ -15,12 +15,13 @@ import pytest
 
 from bench import corpus
 from codemods.engine import assess
-from codemods.plan import FIX_NAMES, NOT_APPLICABLE, PENDING, UPSTREAM_REASON
+from codemods.plan import UPSTREAM_REASON
+from codemods.registry import FIX_NAMES
 from codemods.settings import Settings
 from codemods.shape import CLEANUP_METHOD, TRACKED_COLLECTIONS
+from codemods.status import FileStatus, FixStatus
 from fixer.cli import main
 from fixer.pipeline import apply_file, check_file
-from fixer.results import ALREADY_FIXED, APPLIED, OK, PATCHED, UNSUPPORTED
 from tests.helpers_pyflakes import undefined_names
 
 pytestmark = pytest.mark.corpus
@@ -42,15 +43,15 @@ def patched_corpus(releases, tmp_path_factory):
 @pytest.mark.parametrize("version", corpus.PRE_FIX)
 def test_pre_fix_release_is_patched_completely(version, patched_corpus, releases):
     target, result = patched_corpus[version]
-    assert result.status == PATCHED, result.message
+    assert result.status == FileStatus.PATCHED, result.message
     _, before = assess(releases[version].read_bytes())
     for fix in result.fixes:
-        if before[fix.name].status == PENDING:
-            assert fix.status == APPLIED, fix
+        if before[fix.name].status == FixStatus.PENDING:
+            assert fix.status == FixStatus.APPLIED, fix
         else:
-            assert fix.status == NOT_APPLICABLE and fix.reason, fix
+            assert fix.status == FixStatus.NOT_APPLICABLE and fix.reason, fix
     assert Path(result.backup).read_bytes() == releases[version].read_bytes()
-    assert check_file(target, FIX_NAMES).status == OK
+    assert check_file(target, FIX_NAMES).status == FileStatus.OK
 
 
 @pytest.mark.parametrize("version", corpus.PRE_FIX)
@@ -85,7 +86,7 @@ def test_second_apply_changes_nothing(version, patched_corpus):
     target, _ = patched_corpus[version]
     before = target.read_bytes()
     result = apply_file(target, FIX_NAMES, Settings())
-    assert result.status == ALREADY_FIXED and target.read_bytes() == before
+    assert result.status == FileStatus.ALREADY_FIXED and target.read_bytes() == before
     assert sorted(p.name for p in target.parent.iterdir()) == ["hook_handler.py", "hook_handler.py.backup"]
 
 
@@ -147,7 +148,7 @@ def test_unrecognised_handler_is_refused_untouched(releases, tmp_path, capsys):
     assert target.read_bytes() == original and sorted(p.name for p in tmp_path.iterdir()) == ["hook_handler.py"]
     error = capsys.readouterr().err
     assert "main() does not create ClaudeHookHandler()" in error and str(target) in error
-    assert UNSUPPORTED in error
+    assert FileStatus.UNSUPPORTED in error
 
 
 def test_release_table_in_readme_matches_the_tool(releases):

@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 
 import pytest
 
-from codemods.plan import FIX_NAMES
+from codemods.registry import FIX_NAMES
 from codemods.settings import Settings
 from fixer import init as init_module
 from fixer.cli import main

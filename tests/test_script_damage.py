@@ -17,7 +17,7 @@ import pytest
 from bench import corpus
 from codemods.damage import ScriptDamage, inspect_refusing_damage, original_of
 from codemods.engine import VerificationError, fix_source
-from fixer import pipeline
+from fixer import pipeline, safe_write
 from fixer.cli import main
 from tests.damage import COMPILES, UNEXPECTED_INDENT, damage, natural_kind, run_script
 from tests.helpers import HANDLER_TAIL, make_handler, new_undefined_names, snapshot
@@ -354,7 +354,7 @@ def test_a_failed_repair_puts_everything_back(fixture_handler, monkeypatch, caps
     def corrupted(target, patched):
         raise VerificationError("the file on disk differs from the patched text after writing")
 
-    monkeypatch.setattr(pipeline, "verify_written", corrupted)
+    monkeypatch.setattr(safe_write, "verify_written", corrupted)
     assert main(["apply", str(fixture_handler)]) == 2
 
     assert snapshot(fixture_handler.parent) == before  # no .damaged, no new backup, the damaged file as it was

@@ -17,8 +17,8 @@ import pytest
 
 from bench import corpus
 from codemods.engine import VerificationError, assess, fix_source
-from codemods.plan import PENDING
-from fixer import pipeline
+from codemods.status import FixStatus
+from fixer import safe_write
 from fixer.cli import main
 from tests.helpers import (
     BOM,
@@ -203,7 +203,7 @@ def test_concurrent_applies_end_with_one_clean_patch(tmp_path, pristine):
     patched = pristine.read_bytes()
     assert_no_duplicates(patched)
     assert _code_lines(patched) == _code_lines(reference(original))
-    assert all(plan.status != PENDING for plan in assess(patched)[1].values())
+    assert all(plan.status != FixStatus.PENDING for plan in assess(patched)[1].values())
     assert sorted(os.listdir(pristine.parent)) == ["hook_handler.py", "hook_handler.py.backup"]
     assert backup_of(pristine).read_bytes() == original
 
@@ -244,7 +244,7 @@ class Faults:
         real = {name: getattr(os, name) for name in ("fsync", "chmod", "link", "replace", "fdopen")}
         import tempfile
 
-        real_mkstemp, real_verify = tempfile.mkstemp, pipeline.verify_written
+        real_mkstemp, real_verify = tempfile.mkstemp, safe_write.verify_written
         faults = self
 
         def write_or_fail_half_way(handle, data):
@@ -264,7 +264,7 @@ class Faults:
             os, "fdopen", lambda *a, **k: FileWithWrite(real["fdopen"](*a, **k), write_or_fail_half_way)
         )
         monkeypatch.setattr(tempfile, "mkstemp", wrap("mkstemp", real_mkstemp))
-        monkeypatch.setattr(pipeline, "verify_written", wrap("verify", real_verify))
+        monkeypatch.setattr(safe_write, "verify_written", wrap("verify", real_verify))
 
     def step(self, name, before_failing=None):
         self.steps.append(name)
@@ -344,7 +344,7 @@ def test_verification_failure_rolls_back(pristine, monkeypatch, capsys):
     def fail(target, patched):
         raise VerificationError("simulated: the written file does not compile")
 
-    monkeypatch.setattr(pipeline, "verify_written", fail)
+    monkeypatch.setattr(safe_write, "verify_written", fail)
     assert apply(pristine) == 2
     assert snapshot(pristine.parent) == before
     assert "the original is back in place" in capsys.readouterr().err
@@ -385,14 +385,14 @@ def test_file_changed_by_someone_else_meanwhile_is_not_overwritten(pristine, mon
     import codemods.engine
 
     theirs = b"# written by a pip upgrade meanwhile\n" + pristine.read_bytes()
-    real_fix_source = codemods.engine.fix_source
+    real_fix_source = codemods.engine.fix_or_diagnose
 
     def fix_then_interfere(*args, **kwargs):
         outcome = real_fix_source(*args, **kwargs)
         pristine.write_bytes(theirs)
         return outcome
 
-    monkeypatch.setattr(codemods.engine, "fix_source", fix_then_interfere)
+    monkeypatch.setattr(codemods.engine, "fix_or_diagnose", fix_then_interfere)
     assert apply(pristine) == 2
     assert pristine.read_bytes() == theirs
     assert sorted(os.listdir(pristine.parent)) == ["hook_handler.py"]
@@ -408,7 +408,7 @@ def test_internal_error_is_one_line_and_leaves_the_file(pristine, monkeypatch, c
     def crash(*args, **kwargs):
         raise RuntimeError("simulated bug")
 
-    monkeypatch.setattr(codemods.engine, "fix_source", crash)
+    monkeypatch.setattr(codemods.engine, "fix_or_diagnose", crash)
     assert apply(pristine) == 2
     assert snapshot(pristine.parent) == before
     (line,) = [line for line in capsys.readouterr().err.splitlines() if str(pristine) in line]
@@ -440,7 +440,7 @@ def test_every_release_in_every_variation_is_patched_or_left_alone(releases, var
         compile(outcome.source, version, "exec", dont_inherit=True)
         assert line_endings(outcome.source) == line_endings(source), version
         assert outcome.source.startswith(BOM) == source.startswith(BOM), version
-        assert all(plan.status != PENDING for plan in assess(outcome.source)[1].values()), version
+        assert all(plan.status != FixStatus.PENDING for plan in assess(outcome.source)[1].values()), version
 
 
 def test_no_release_is_lost_through_apply_and_restore(releases, tmp_path, monkeypatch):
