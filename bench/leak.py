@@ -3,7 +3,7 @@
     python -m bench.leak --events 20000 --every 500 --out bench/out
 
 Three variants, each in its own process against a real Socket.IO server on 127.0.0.1, with
-the state a long session grows (see ``fixer.soak.Growth``) and the default limits: the
+the state a long session grows (see ``bench.soak_harness.Growth``) and the default limits: the
 unpatched handler, the handler patched without limits and cleanup (``NO_CLEANUP``), and
 the fully patched one. Writes ``leak.csv`` (one row per sample and variant) and
 ``leak.png`` (connections opened, events the server received, tracked collection sizes,
@@ -21,8 +21,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from bench import corpus, table
+from bench.soak_harness import COLLECTIONS, RunResult, Sample, soak
 from codemods.engine import fix_source
-from fixer.soak import COLLECTIONS, RunResult, Sample, soak
 
 # The middle variant: a long-lived handler (singleton) whose dicts nothing trims. It shows
 # what the limits and the periodic cleanup are for, which the unpatched handler cannot:

@@ -2,7 +2,7 @@
 
     python -m bench.soak [--events 400] [--layouts 3.2.1,3.8.1]
 
-Same calls, same growth and same small limits (``fixer.soak.SOAK_SETTINGS``) as
+Same calls, same growth and same small limits (``bench.soak_harness.SOAK_SETTINGS``) as
 ``tests/test_soak.py``; prints connections opened, events delivered and peak sizes.
 """
 
@@ -12,8 +12,8 @@ import argparse
 import sys
 
 from bench import corpus, table
+from bench.soak_harness import COLLECTIONS, SOAK_CALLS, SOAK_SETTINGS, soak
 from codemods.engine import fix_source
-from fixer.soak import COLLECTIONS, SOAK_CALLS, SOAK_SETTINGS, soak
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,7 +27,7 @@ FLOOR = (
     "import sys, libcst; source = open(sys.argv[1], 'rb').read(); "
     "compile(libcst.parse_module(source).bytes, sys.argv[1], 'exec')"
 )
-# The claude-mpm layouts with work to do, one release each (the eight pre-fix layouts of DESIGN.md).
+# The claude-mpm layouts with work to do, one release each (the eight pre-fix layouts of the README's release table).
 LAYOUTS = ("3.0.0", "3.1.3", "3.2.1", "3.3.2", "3.4.0", "3.5.0", "3.6.0", "3.8.1")
 FOLDER_SIZE = 40
 

@@ -21,6 +21,7 @@ from codemods.settings import Settings
 from codemods.shape import CLEANUP_METHOD, TRACKED_COLLECTIONS
 from codemods.status import FileStatus, FixStatus
 from fixer.cli import main
+from fixer.hook_env import wrapper_variables
 from fixer.pipeline import apply_file, check_file
 from tests.helpers_pyflakes import undefined_names
 
@@ -112,8 +113,7 @@ def test_patched_release_imports_and_answers(version, patched_corpus, tmp_path):
     environment = {
         **os.environ,
         "PYTHONPATH": str(corpus.unpacked(version)),
-        "CLAUDE_MPM_HOOK_DEBUG": "false",
-        "CLAUDE_MPM_SOCKETIO_PORT": "9",  # nothing listens there: the pool must give up quietly
+        **wrapper_variables(9),  # as hook_wrapper.sh sets it; nothing listens on port 9: the pool must give up quietly
         "HOME": str(tmp_path),
     }
     run = subprocess.run(

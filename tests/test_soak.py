@@ -1,9 +1,9 @@
 """Soak: hundreds of hook calls through each patched Socket.IO layout, against a real server.
 
 Every layout of ``corpus.SOCKETIO_LAYOUTS`` is patched with ``fix_source`` and driven in one
-process (see ``fixer.soak``): the pool must keep connections at ``max_connections``, every
+process (see ``bench.soak_harness``): the pool must keep connections at ``max_connections``, every
 call must still answer "continue" and reach the server, and the periodic cleanup must keep
-the tracked collections and the git-branch cache bounded while ``fixer.soak.Growth`` fills them.
+the tracked collections and the git-branch cache bounded while ``bench.soak_harness.Growth`` fills them.
 """
 
 from __future__ import annotations
@@ -13,15 +13,15 @@ import contextlib
 import pytest
 
 from bench import corpus
+from bench.soak_harness import SOAK_CALLS, SOAK_SETTINGS, soak
 from codemods.engine import fix_source
 from codemods.shape import TRACKED_COLLECTIONS
-from fixer.soak import SOAK_CALLS, SOAK_SETTINGS, soak
 from fixer.verify import expected_deliveries
 
 pytestmark = pytest.mark.soak
 
 LIMITS = {attr: SOAK_SETTINGS.limit(constant) for attr, constant in TRACKED_COLLECTIONS.items()}
-# A hook call adds at most one key to a tracked dict by itself, and fixer.soak.Growth adds one more.
+# A hook call adds at most one key to a tracked dict by itself, and bench.soak_harness.Growth adds one more.
 NEW_KEYS_PER_CALL = 2
 GROWN = ("delegation_requests", "pending_prompts")
 CONTRAST_CALLS = 100

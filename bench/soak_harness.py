@@ -1,9 +1,10 @@
 """Drive a real claude-mpm hook handler, in this process, against a real Socket.IO server.
 
-Used by the soak test (``tests/test_soak.py``) and the benchmarks (``bench.leak``,
-``bench.soak``): one way to load a handler, feed it hook events and measure what it leaves
-behind, so the test and the plots cannot disagree on method. The server, the hook events and
-the way a hook is called are the ones ``fix-memory-leaks verify`` uses (``verify_driver``).
+Used by the soak test (``tests/test_soak.py``) and the benchmarks (``bench.leak``, ``bench.soak``),
+and by nothing the command line runs, so it lives here, out of the wheel. One way to load a
+handler, feed it hook events and measure what it leaves behind, so the test and the plots cannot
+disagree on method. The server, the hook events, the way a hook is called and its environment
+(``fixer.hook_env``) are the ones ``fix-memory-leaks verify`` uses (``verify_driver``).
 
 Claude Code runs the hook as ``main()`` with the event as JSON on stdin and reads the
 reply on stdout; :func:`soak` does exactly that, N times in one process, which is what
@@ -29,8 +30,8 @@ import psutil
 
 from codemods.settings import Settings
 from codemods.shape import CLEANUP_INTERVAL, EVENT_COUNTER, GIT_CACHE, HANDLER_CLASS, TRACKED_COLLECTIONS
-
-from .verify_driver import (
+from fixer.hook_env import wrapper_variables
+from fixer.verify_driver import (
     SocketIOServer,
     call_hook,
     collection_sizes,
@@ -120,7 +121,6 @@ class RunResult:
     delivered: Counter  # claude_event type -> events the server received
     transports: Counter  # transport ("polling", "websocket") -> events the server received over it
     peak_sizes: dict[str, int]
-    final_sizes: dict[str, int]
     peak_stale: int  # most git-cache entries older than the age limit between two calls
     cleanups: int  # calls that ran the patched handler's periodic cleanup
     after_cleanup_sizes: dict[str, int]  # largest size of each collection right after a cleanup call
@@ -142,8 +142,8 @@ def load_handler(source: bytes, root: Path) -> ModuleType:
 
 @contextlib.contextmanager
 def hook_environment(port: int) -> Iterator[None]:
-    """The environment claude-mpm gives its hook: the server's port, debug output off."""
-    values = {"CLAUDE_MPM_SOCKETIO_PORT": str(port), "CLAUDE_MPM_HOOK_DEBUG": "false"}
+    """The environment claude-mpm's wrapper gives its hook (``fixer.hook_env``), for this process."""
+    values = wrapper_variables(port)
     saved = {name: os.environ.get(name) for name in values}
     os.environ.update(values)
     try:
@@ -279,7 +279,6 @@ def soak(
             delivered=server.received_by_type(),
             transports=Counter(server.transports),
             peak_sizes=observer.peak_sizes,
-            final_sizes=observer.sizes,
             peak_stale=observer.peak_stale,
             cleanups=observer.cleanups,
             after_cleanup_sizes=observer.after_cleanup_sizes,
