@@ -160,24 +160,16 @@ def _repair(path: Path, target: Path, damaged: bytes, damage: Damaged, select, s
     backup, pristine, _ = _pristine_backup(target, damaged, damage)
     outcome: Outcome = _judged(fix_source, pristine, select, settings)
     fixes = _fix_results(outcome.plans, outcome.shape, select, outcome.applied)
+    diff, saved = "", None
     if dry_run:
-        return FileResult(
-            str(path),
-            FileStatus.REPAIRED,
-            outcome.shape.layout,
-            fixes,
-            message=f"{_cause(damage)}; would be rebuilt from {backup.name}",
-            diff=unified_diff(str(path), damaged, outcome.source),
-        )
-    saved, kept = safe_write.write_repair(target, damaged, pristine, outcome.source)
-    return FileResult(
-        str(path),
-        FileStatus.REPAIRED,
-        outcome.shape.layout,
-        fixes,
-        message=f"{_cause(damage)}; rebuilt from {backup.name}, the damaged file kept as {kept.name}",
-        backup=str(saved),
-    )
+        diff = unified_diff(str(path), damaged, outcome.source)
+        done = f"would be rebuilt from {backup.name}"
+    else:
+        written, kept = safe_write.write_repair(target, damaged, pristine, outcome.source)
+        saved = str(written)
+        done = f"rebuilt from {backup.name}, the damaged file kept as {kept.name}"
+    message = f"{_cause(damage)}; {done}"
+    return FileResult(str(path), FileStatus.REPAIRED, outcome.shape.layout, fixes, message, diff, saved)
 
 
 # ---------------------------------------------------------------- apply
@@ -213,14 +205,12 @@ def _apply_locked(path: Path, target: Path, select, settings: Settings, dry_run:
     if isinstance(done, Damaged):
         return _repair(path, target, original, done, select, settings, dry_run)
     fixes = _fix_results(done.plans, done.shape, select, done.applied)
-    status = _apply_status(done, fixes)
-    if not done.changed:
-        return FileResult(str(path), status, done.shape.layout, fixes)
-    if dry_run:
+    diff, backup = "", None
+    if done.changed and dry_run:
         diff = unified_diff(str(path), original, done.source)
-        return FileResult(str(path), status, done.shape.layout, fixes, diff=diff)
-    backup = safe_write.write_patch(target, original, done.source, ours=bool(done.shape.marks))
-    return FileResult(str(path), status, done.shape.layout, fixes, backup=backup)
+    elif done.changed:
+        backup = safe_write.write_patch(target, original, done.source, ours=bool(done.shape.marks))
+    return FileResult(str(path), _apply_status(done, fixes), done.shape.layout, fixes, diff=diff, backup=backup)
 
 
 def _apply_status(outcome: Outcome, fixes: Sequence[FixResult]) -> FileStatus:
