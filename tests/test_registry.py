@@ -1,0 +1,50 @@
+"""The fix registry: one record per fix, and what is derived from it."""
+
+import subprocess
+import sys
+
+import pytest
+
+from codemods import plan
+from codemods.registry import BY_NAME, FIX_NAMES, FIXES, resolve_selection
+from codemods.shape import inspect
+from tests.codemod_case import SOCKETIO_HANDLER
+from tests.helpers import ROOT
+
+
+def test_the_fix_names_are_the_contracts_in_engine_order():
+    assert FIX_NAMES == ("connection-pool", "singleton", "limits", "periodic-cleanup", "teardown")
+
+
+@pytest.mark.parametrize("fix", FIXES, ids=FIX_NAMES)
+def test_each_transformer_finds_its_own_record(fix):
+    assert fix.transformer_class().FIX is fix
+
+
+@pytest.mark.parametrize("fix", FIXES, ids=FIX_NAMES)
+def test_each_planner_plans_only_its_own_steps(fix):
+    planned = fix.plan(inspect(SOCKETIO_HANDLER.encode()))
+    assert planned.name == fix.name and all(isinstance(step, fix.steps) for step in planned.steps)
+    assert set(planned.imports) <= set(fix.imports)
+
+
+def test_a_step_of_another_fix_is_refused_not_skipped():
+    with pytest.raises(TypeError, match=r"teardown: .*PoolStep\.USE_POOL.* is not one of its steps"):
+        plan.verdict(BY_NAME["teardown"], [plan.PoolStep.USE_POOL])
+
+
+def test_select_pulls_in_what_a_fix_requires_from_the_records():
+    selected, notes = resolve_selection(["teardown", "periodic-cleanup"])
+    assert selected == ("connection-pool", "limits", "periodic-cleanup", "teardown")
+    assert notes == [
+        "teardown needs connection-pool: selected it too",
+        "periodic-cleanup needs limits: selected it too",
+    ]
+
+
+def test_the_fixes_listing_imports_no_libcst():
+    code = "import sys; from fixer.cli import main; main(['fixes']); print('libcst' in sys.modules)"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert run.stdout.splitlines()[-1] == "False"
+    for fix in FIXES:
+        assert fix.description in run.stdout
