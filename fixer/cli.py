@@ -61,10 +61,13 @@ class UsageError(Exception):
     TypeError and ArgumentTypeError, with a usage block), so ``main`` reports it in one line."""
 
 
-def fix_list(text: str) -> tuple[str, ...]:
-    """``--select FIX[,FIX]``: known fix names (what they need is added later, with a note)."""
+def fix_list(text: str) -> tuple[str, ...] | None:
+    """``--select FIX[,FIX]``: known fix names (what they need is added later, with a note); an empty
+    value is no selection (the config's, or every fix)."""
     from codemods.registry import UnknownFix, resolve_selection
 
+    if not text:
+        return None
     names = tuple(name.strip() for name in text.split(",") if name.strip())
     try:
         resolve_selection(names)
@@ -218,7 +221,8 @@ def _selection(args):
         config = resolve_config(args.config)
     except ConfigError as error:
         raise UsageError(str(error)) from None
-    selected, notes = resolve_selection(args.select or config.fixes or FIX_NAMES)  # both are checked names
+    names = args.select if args.select is not None else config.fixes or FIX_NAMES  # both are checked names
+    selected, notes = resolve_selection(names)
     return config, selected, notes
 
 
