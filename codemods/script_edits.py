@@ -180,16 +180,11 @@ def _statements(code: str) -> list[ast.stmt]:
 
 
 def _pool_and_globals(before: str, text: str, after: str) -> bool:
-    """At column 0: the pool class and the two globals, nothing else."""
-    names = []
-    for node in _statements(text):
-        if isinstance(node, ast.ClassDef):
-            names.append(node.name)
-        elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            names.append(node.targets[0].id)
-        else:
-            return False
-    return not before and sorted(names) == sorted([POOL_CLASS, *SINGLETON_GLOBALS])
+    """At column 0: the pool class and the two globals, once each, and nothing else (read line by line, so
+    that a file broken inside them, which has no tree, is still recognised)."""
+    starts = [line for line in text.splitlines() if line[:1] not in ("", " ", "\t", "#")]
+    expected = [f"class {POOL_CLASS}", *(f"{name} =" for name in SINGLETON_GLOBALS)]
+    return not before and len(starts) == len(expected) and all(map(str.startswith, starts, expected))
 
 
 def _init_attributes(before: str, text: str, after: str) -> bool:
