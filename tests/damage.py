@@ -64,13 +64,14 @@ def checkout(root: Path, handler_source: bytes) -> Path:
     return handler
 
 
-def run_script(root: Path) -> ScriptRun:
-    """Run the real script in the checkout at ``root`` (a copy of it in ``root/scripts``, run from ``root``)."""
+def run_script(root: Path, *python_options: str) -> ScriptRun:
+    """Run the real script in the checkout at ``root`` (a copy of it in ``root/scripts``, run from ``root``);
+    ``-S`` runs it as a Python without PyYAML would (it then writes its config as JSON)."""
     script = root / "scripts" / "fix_memory_leaks.py"
     script.parent.mkdir(exist_ok=True)
     shutil.copyfile(upstream_script(), script)
     completed = subprocess.run(
-        [sys.executable, str(script.relative_to(root))],
+        [sys.executable, *python_options, str(script.relative_to(root))],
         cwd=root,
         capture_output=True,
         text=True,
