@@ -23,6 +23,7 @@ from codemods.plan import FIX_NAMES
 from fixer import pipeline
 from fixer.cli import main
 from fixer.config import load_config
+from tests import damage as damage_module
 from tests.damage import SCRIPT_CONFIG, SOURCE_TAIL, damaged_checkout, run_script, upstream_script
 from tests.helpers import HANDLER_TAIL, snapshot
 
@@ -72,6 +73,14 @@ def another_release(version: str, distinct) -> str:
 
 
 # ---------------------------------------------------------------- what the script does, and telling it apart
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("", pytest.skip.Exception), ("true", pytest.fail.Exception)])
+def test_without_the_script_its_tests_skip_except_in_ci(monkeypatch, tmp_path, ci, outcome):
+    monkeypatch.setattr(damage_module, "UPSTREAM_SCRIPT", tmp_path / "shared" / "upstream" / "fix_memory_leaks.py")
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome, match=r"fix_memory_leaks\.py not found"):
+        damage_module.upstream_script()
 
 
 @pytest.mark.corpus
