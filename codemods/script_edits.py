@@ -24,6 +24,7 @@ another release, or a file edited since, differs outside the anchors. Standard l
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import textwrap
 from dataclasses import dataclass
@@ -129,29 +130,28 @@ def made_by_the_script(damaged: bytes, original: bytes) -> bool:
     kept = [original[bounds[i] : bounds[i + 1]] for i in range(0, len(bounds), 2)]
     if not damaged.startswith(kept[0]):
         return False
-    return _rest_matches(damaged, original, sites, kept, 0, len(kept[0]))
 
-
-def _rest_matches(damaged: bytes, original: bytes, sites, kept, index: int, position: int) -> bool:
-    """From ``position`` in ``damaged``: site ``index``'s text, then the kept text after it, and so on to the end."""
-    if index == len(sites):
-        return position == len(damaged)
-    following = kept[index + 1]
-    if index + 1 == len(sites):  # the last kept text ends the file
-        ends = [len(damaged) - len(following)] if damaged.endswith(following) else []
-    elif following:
-        ends = _occurrences(damaged, following, position)
-    else:
-        return False  # two anchors side by side: no release has that, so no guessing where one ends
-    site = sites[index]
-    for end in ends:
-        if (
+    @functools.cache  # each (site, position) is tried once, whatever the file repeats
+    def rest_matches(index: int, position: int) -> bool:
+        """From ``position``: site ``index``'s text, then the kept text after it, and so on to the end."""
+        if index == len(sites):
+            return position == len(damaged)
+        following = kept[index + 1]
+        if index + 1 == len(sites):  # the last kept text ends the file
+            ends = [len(damaged) - len(following)] if damaged.endswith(following) else []
+        elif following:
+            ends = _occurrences(damaged, following, position)
+        else:
+            return False  # two anchors side by side: no release has that, so no guessing where one ends
+        site = sites[index]
+        return any(
             end >= position
             and _is_scripts_text(site, damaged, position, end, original[site.start : site.end])
-            and _rest_matches(damaged, original, sites, kept, index + 1, end + len(following))
-        ):
-            return True
-    return False
+            and rest_matches(index + 1, end + len(following))
+            for end in ends
+        )
+
+    return rest_matches(0, len(kept[0]))
 
 
 def _occurrences(data: bytes, part: bytes, start: int = 0) -> list[int]:
@@ -171,7 +171,7 @@ def _is_scripts_text(site: Site, damaged: bytes, start: int, end: int, original_
     try:
         before, inserted = damaged[line_start:start].decode("utf-8"), text.decode("utf-8")
         return _CHECKS[site.edit](before, inserted, site.after.decode("utf-8"))
-    except (UnicodeDecodeError, SyntaxError, ValueError):
+    except (UnicodeDecodeError, SyntaxError, ValueError, RecursionError):
         return False
 
 
