@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     loudness.add_argument("-v", "--verbose", action="store_true", help="show every fix's reason")
     configured = argparse.ArgumentParser(add_help=False)
     configured.add_argument(
-        "--config", metavar="FILE", help="YAML config (default: nearest .claude-mpm/memory_config.yaml)"
+        "--config", metavar="FILE", help="YAML config (default: nearest .claude-mpm/memory_config.yaml, or .json)"
     )
     fixing = argparse.ArgumentParser(add_help=False, parents=[configured])
     fixing.add_argument(
