@@ -5,7 +5,8 @@ the handler without looking at what the module defines. Its output carries ``_gl
 claude-mpm 3.9.4+ (upstream's shipped fix, to be left alone), but does not hang together: names the
 module never defines, a cleanup nobody calls that reads attributes nobody sets; on 3.5+ it does not
 even parse. Upstream's fix has none of that, so the two are told apart by structure, never by
-version. Standard library ``ast`` only: ``check`` runs this.
+version. Whether a backup is the original such a file was made from is decided by ``script_edits``,
+from what the script really edits. Standard library ``ast`` only: ``check`` runs this.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import builtins
 import re
 from collections.abc import Iterator, Sequence
 
+from .script_edits import SINGLETON_GLOBALS, made_by_the_script
 from .shape import (
     CLEANUP_METHOD,
     HANDLER_CLASS,
@@ -30,7 +32,6 @@ from .shape import (
 )
 
 SCRIPT = "claude-mpm's fix_memory_leaks.py"
-SINGLETON_GLOBALS = ("_global_handler", "_handler_lock")
 # What the script takes out of __init__ (replacing it with its pool) while the methods still read it.
 REMOVED_FROM_INIT = "sio_client"
 _BUILTINS = frozenset(dir(builtins)) | {"__file__"}
@@ -39,9 +40,6 @@ _SCRIPT_LINES = tuple(
     re.compile(rf"^{line}".encode(), re.MULTILINE)
     for line in (rf"class {POOL_CLASS}\b", rf"class {HANDLER_CLASS}\b", *(rf"{name}\s*=" for name in SINGLETON_GLOBALS))
 )
-# The two __init__ lines the script replaces: a text replacement rewrites every other copy of them too.
-_REPLACED_LINES = re.compile(rb"^([ \t]*)self\.sio_client = None\r?\n\1self\.sio_connected = False\b", re.MULTILINE)
-_CODE_LINE = re.compile(rb"^[ \t\f]*[^ \t\f\r\n#].*$", re.MULTILINE)  # neither blank nor only a comment
 _LISTED = 4  # names shown per symptom; the rest is counted
 
 
@@ -101,19 +99,16 @@ def _listed(names: Sequence[str]) -> str:
 def original_of(damaged: bytes, candidate: bytes) -> Shape | None:
     """The shape of ``candidate`` if it is the pristine handler the script turned into ``damaged``, else None.
 
-    It must be a known pre-fix layout with nothing of any fix in it, and every statement of it except
-    those the script rewrites (``__init__``, ``main()``, a method holding ``__init__``'s two Socket.IO lines)
-    must still be in ``damaged`` word for word, and end where it ended: the original of another release,
-    or a file edited since, is not."""
+    It must be a known pre-fix layout with nothing of any fix in it, and ``damaged`` must be exactly what
+    the script makes of it: its text byte for byte, except at the anchors where the script edits
+    (``script_edits``). The original of another release, or a file edited since, is not."""
     try:
         shape = inspect(candidate)
     except (SyntaxError, ValueError, UnsupportedShape):
         return None
     if shape.upstream_fixed or shape.marks or POOL_CLASS in shape.module_names:
         return None
-    if not all(_still_whole_in(damaged, segment) for segment in _kept_segments(candidate)):
-        return None
-    return shape
+    return shape if made_by_the_script(damaged, candidate) else None
 
 
 def _defines_script_additions(source: bytes) -> bool:
@@ -177,38 +172,3 @@ def _class_attributes(handler: ast.ClassDef) -> frozenset[str]:
 
 def _calls(node: ast.AST, method: str) -> bool:
     return isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == method
-
-
-def _kept_segments(source: bytes) -> Iterator[bytes]:
-    """The exact text of each top-level statement and handler member the script leaves as it is."""
-    lines = source.splitlines(keepends=True)
-    tree = ast.parse(source)
-    for node in tree.body:
-        if isinstance(node, ast.ClassDef) and node.name == HANDLER_CLASS:
-            members = [member for member in node.body if getattr(member, "name", None) != "__init__"]
-        elif isinstance(node, ast.FunctionDef) and node.name == "main":
-            continue
-        else:
-            members = [node]
-        for member in members:
-            start = min([member.lineno] + [decorator.lineno for decorator in getattr(member, "decorator_list", [])])
-            segment = b"".join(lines[start - 1 : member.end_lineno])
-            if not _REPLACED_LINES.search(segment):
-                yield segment
-
-
-def _still_whole_in(damaged: bytes, segment: bytes) -> bool:
-    """``segment`` occurs in ``damaged`` as a whole statement: the next line of code after it is not indented
-    deeper than its first line (so it was not extended, as a later release's longer method would be)."""
-    indent = _indent_width(segment)
-    start = damaged.find(segment)
-    while start != -1:
-        following = _CODE_LINE.search(damaged, start + len(segment))
-        if following is None or _indent_width(following.group(0)) <= indent:
-            return True
-        start = damaged.find(segment, start + 1)
-    return False
-
-
-def _indent_width(line: bytes) -> int:
-    return len(line) - len(line.lstrip(b" \t\f"))

@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     loudness.add_argument("-v", "--verbose", action="store_true", help="show every fix's reason")
     configured = argparse.ArgumentParser(add_help=False)
     configured.add_argument(
-        "--config", metavar="FILE", help="YAML config (default: nearest .claude-mpm/memory_config.yaml)"
+        "--config", metavar="FILE", help="YAML config (default: nearest .claude-mpm/memory_config.yaml, or .json)"
     )
     fixing = argparse.ArgumentParser(add_help=False, parents=[configured])
     fixing.add_argument(
@@ -172,9 +172,17 @@ def build_parser() -> argparse.ArgumentParser:
         exits=MONITOR_EXITS,
     )
     monitor.add_argument("--once", action="store_true", help="print one table and exit (plain when piped)")
-    monitor.add_argument("--interval", type=float, default=2.0, metavar="SECONDS", help="refresh period (default: 2)")
     monitor.add_argument(
-        "--threshold-mb", type=int, metavar="MB", help="warn above this RSS (default: the config's monitor.warn_rss_mb)"
+        "--interval",
+        type=float,
+        metavar="SECONDS",
+        help="refresh period (default: the config's memory_monitoring.interval_seconds, else 2)",
+    )
+    monitor.add_argument(
+        "--threshold-mb",
+        type=int,
+        metavar="MB",
+        help="warn above this RSS (default: the config's memory_monitoring.alert_threshold_mb, else 500)",
     )
     return parser
 
@@ -330,15 +338,16 @@ def cmd_monitor(args) -> int:
         config = resolve_config(args.config)
     except ConfigError as error:
         raise UsageError(str(error)) from None
-    threshold = config.monitor.warn_rss_mb if args.threshold_mb is None else args.threshold_mb
+    threshold = config.monitor.alert_threshold_mb if args.threshold_mb is None else args.threshold_mb
+    interval = config.monitor.interval_seconds if args.interval is None else args.interval
     if threshold <= 0:
         raise UsageError(f"--threshold-mb must be positive, not {threshold}")
-    if not 0 < args.interval < float("inf"):
-        raise UsageError(f"--interval must be a positive number of seconds, not {args.interval:g}")
+    if not 0 < interval < float("inf"):
+        raise UsageError(f"--interval must be a positive number of seconds, not {interval:g}")
     if args.once:
         return print_once(threshold, args.no_color)
     with suppress(KeyboardInterrupt):  # Ctrl+C is how the live view ends
-        watch(threshold, args.interval, args.no_color, config.source)
+        watch(threshold, interval, args.no_color, config.source)
     return 0
 
 

@@ -1,11 +1,14 @@
 """``fix-memory-leaks init``: write a commented project config holding the built-in defaults.
 
-The values come from the dataclasses that define the defaults, so the file can never drift
-from what a config-less run uses; only the comments are written here.
+It writes the schema claude-mpm's own fix script writes at this path (``memory_monitoring``,
+``socket_io.connection_pool``), so one file serves a project whoever wrote it. The values come from
+the dataclasses that define the defaults, so the file can never drift from what a config-less run
+uses; only the comments are written here.
 """
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import fields
 from pathlib import Path
 
@@ -18,21 +21,20 @@ HEADER = """\
 # fix-memory-leaks configuration, written by `fix-memory-leaks init`.
 # Used by apply, check and monitor run in this folder or below (or pass --config FILE).
 # Every value is the built-in default: change what you need; a key you delete keeps its default.
+# The schema is the one claude-mpm's scripts/fix_memory_leaks.py writes here; the other keys it
+# writes are accepted and have no effect:
+{unused}
 """
 
-SECTION_HELP = {
-    "limits": "What the patched hook handler keeps in memory before it trims the oldest entries.",
-    "connection_pool": "The Socket.IO clients the patched handler reuses instead of opening one per event.",
-    "monitor": "What `fix-memory-leaks monitor` warns about.",
-}
-
 KEY_HELP = {
-    "max_delegation_tracking": "sub-agent delegations remembered (active_delegations, delegation_requests)",
-    "max_prompt_tracking": "pending prompts remembered (pending_prompts)",
-    "max_cache_age_seconds": "seconds a cached git branch is kept",
+    "max_delegation_tracking": "sub-agent delegations the patched handler remembers (active_delegations, "
+    "delegation_requests)",
+    "max_prompt_tracking": "pending prompts it remembers (pending_prompts)",
+    "max_cache_age_seconds": "seconds it keeps a cached git branch",
     "cleanup_interval_events": "hook events between two clean-ups",
-    "max_connections": "Socket.IO clients kept open at most",
-    "warn_rss_mb": "warn when a claude-mpm or hook-handler process uses more memory (RSS) than this, in MB",
+    "alert_threshold_mb": "`fix-memory-leaks monitor` warns above this memory (RSS, in MB) of one process",
+    "interval_seconds": "seconds between two readings of `fix-memory-leaks monitor` (--interval overrides it)",
+    "max_connections": "Socket.IO clients the patched handler keeps open at most, instead of one per event",
 }
 
 FIXES_HELP = """\
@@ -46,14 +48,27 @@ class InitError(Exception):
 
 
 def default_config_text() -> str:
-    """The config file: every key of the schema with its default value and what it is for."""
+    """The config file: every key of the schema that does something, with its default and what it is for."""
     defaults = {field.name: field.default for kind in (Settings, MonitorSettings) for field in fields(kind)}
-    sections = [
-        f"# {SECTION_HELP[section]}\n{section}:\n"
-        + "".join(f"  # {KEY_HELP[key]}\n  {key}: {defaults[key]}\n" for key in keys)
-        for section, keys in SCHEMA.items()
-    ]
-    return "\n".join([HEADER, *sections, FIXES_HELP.format(names=", ".join(FIX_NAMES))])
+    unused = ", ".join(key for key, spec in SCHEMA.items() if spec.target is None)
+    lines = [HEADER.format(unused=textwrap.fill(unused, width=100, initial_indent="#   ", subsequent_indent="#   "))]
+    written: list[str] = []  # the sections opened so far, outermost first
+    for key, spec in SCHEMA.items():
+        if spec.target is None:
+            continue
+        *sections, name = key.split(".")
+        common = 0  # how many of the sections this key is in are open already
+        while common < min(len(written), len(sections)) and written[common] == sections[common]:
+            common += 1
+        if common == 0:
+            lines.append("\n")
+        for depth in range(common, len(sections)):
+            lines.append(f"{'  ' * depth}{sections[depth]}:\n")
+        written = sections
+        indent = "  " * len(sections)
+        lines.append(f"{indent}# {KEY_HELP[spec.target]}\n{indent}{name}: {defaults[spec.target]:g}\n")
+    lines.append("\n" + FIXES_HELP.format(names=", ".join(FIX_NAMES)))
+    return "".join(lines)
 
 
 def write_default_config(folder: Path) -> Path:

@@ -1,9 +1,11 @@
-"""Handlers damaged by claude-mpm's own fix_memory_leaks.py (issue 10): never ok, repaired from the backup it left.
+"""Handlers damaged by claude-mpm's own fix_memory_leaks.py (issues 10, 18): never ok, repaired from the backup it left.
 
-``tests/damage.py`` makes that script's kinds of edits. Every pre-fix release goes through it, with and
-without the pristine ``.backup`` the script leaves, and then through the command line as a user would
-run it: ``check`` fails the gate, ``apply`` rebuilds the file from its original and loses nothing, or,
-without a usable original, says how to get it back and leaves the folder as it was.
+The real script (``../shared/upstream``, run by ``tests/damage.py``) is run on every pre-fix release in
+a checkout laid out as it expects, once per test session; the tests then work on copies of what it
+left, through the command line as its user would: ``check`` fails the gate, ``apply`` (with the
+script's own config, tuned) rebuilds each file from its original to exactly what ``apply`` makes of
+the pristine release, ``restore`` puts the original back; without a backup, or with the backup of
+another file, nothing is touched and the message says how to get the original back.
 """
 
 import json
@@ -17,83 +19,88 @@ import pytest
 from bench import corpus
 from codemods.damage import ScriptDamage, inspect_refusing_damage, original_of
 from codemods.engine import VerificationError, fix_source
+from codemods.registry import FIX_NAMES
 from fixer import pipeline, safe_write
 from fixer.cli import main
-from tests.damage import COMPILES, UNEXPECTED_INDENT, damage, natural_kind, run_script
-from tests.helpers import HANDLER_TAIL, make_handler, new_undefined_names, snapshot
+from fixer.config import load_config
+from tests import damage as damage_module
+from tests.damage import SCRIPT_CONFIG, SOURCE_TAIL, damaged_checkout, run_script, upstream_script
+from tests.helpers import HANDLER_TAIL, snapshot
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "script-damaged-3.4"
-OTHER_KIND = {COMPILES: UNEXPECTED_INDENT, UNEXPECTED_INDENT: COMPILES}
+TUNED = (b"max_delegation_tracking: 200", b"max_delegation_tracking: 150")
 
 
 def backup_of(handler: Path, suffix: str = ".backup") -> Path:
     return handler.with_name(handler.name + suffix)
 
 
-def damaged_install(root: Path, version: str, kind=None, keep_backup: bool = True) -> Path:
-    """claude-mpm ``version`` installed under ``root`` (with its dist-info), then the script run on it."""
-    site = root / version / "site-packages"
-    handler = make_handler(site, corpus.handler(version))
-    (site / f"claude_mpm-{version}.dist-info").mkdir()
-    backup = run_script(handler, kind)
-    if not keep_backup:
-        backup.unlink()
-    return handler
-
-
-def json_files(capsys):
-    """``--format json`` output: (file entries by release, the folder each was installed under; summary)."""
-    document = json.loads(capsys.readouterr().out)
-    return {Path(entry["path"]).parts[-6]: entry for entry in document["files"]}, document["summary"]
+@pytest.fixture(scope="module")
+def script_runs(releases, tmp_path_factory):
+    """version -> the checkout the real script was run in (run once per release for the whole module)."""
+    upstream_script()
+    folder = tmp_path_factory.mktemp("script-runs")
+    return {version: damaged_checkout(folder / version, corpus.handler(version)) for version in corpus.PRE_FIX}
 
 
 @pytest.fixture(scope="module")
-def distinct(releases):
+def distinct():
     """One release of each distinct pre-fix handler (several releases ship the same file)."""
     first = {}
     for version in corpus.PRE_FIX:
-        first.setdefault(releases[version].read_bytes(), version)
+        first.setdefault(corpus.handler(version), version)
     return list(first.values())
 
 
-@pytest.fixture(scope="module")
-def repaired_reference(releases):
-    """What a repair must produce: ``fix_source`` of the pristine original (computed once per content)."""
-    known = {}
-
-    def reference(version: str) -> bytes:
-        pristine = corpus.handler(version)
-        if pristine not in known:
-            known[pristine] = fix_source(pristine).source
-        return known[pristine]
-
-    return reference
+def projects(folder: Path, script_runs, versions=corpus.PRE_FIX) -> dict[str, Path]:
+    """Copies of the checkouts the script left (handler, .backup, its config, monitor_memory.sh): version -> handler."""
+    for version in versions:
+        shutil.copytree(script_runs[version].root, folder / version, symlinks=True)
+    return {version: folder / version / SOURCE_TAIL for version in versions}
 
 
-# ---------------------------------------------------------------- telling damage from upstream's fix
+def json_files(capsys, folder: Path):
+    """``--format json`` output: (file entries by the release folder under ``folder``, summary, config used)."""
+    document = json.loads(capsys.readouterr().out)
+    by_release = {Path(entry["path"]).resolve().relative_to(folder).parts[0]: entry for entry in document["files"]}
+    return by_release, document["summary"], document["config"]
+
+
+def another_release(version: str, distinct) -> str:
+    """A release whose handler differs from ``version``'s: the next distinct one."""
+    others = [other for other in distinct if corpus.handler(other) != corpus.handler(version)]
+    return next((other for other in others if corpus.PRE_FIX.index(other) > corpus.PRE_FIX.index(version)), others[0])
+
+
+# ---------------------------------------------------------------- what the script does, and telling it apart
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("", pytest.skip.Exception), ("true", pytest.fail.Exception)])
+def test_without_the_script_its_tests_skip_except_in_ci(monkeypatch, tmp_path, ci, outcome):
+    monkeypatch.setattr(damage_module, "UPSTREAM_SCRIPT", tmp_path / "shared" / "upstream" / "fix_memory_leaks.py")
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome, match=r"fix_memory_leaks\.py not found"):
+        damage_module.upstream_script()
 
 
 @pytest.mark.corpus
-def test_the_model_breaks_the_releases_as_the_script_does(releases, distinct):
-    """3.0-3.4 (26 releases) still compile, with the reported new undefined names; 3.5-3.9.2 (13) end with
-    an unexpected indent."""
-    outcomes = {}
-    for version in corpus.PRE_FIX:
-        try:
-            compile(damage(releases[version].read_bytes()), version, "exec", dont_inherit=True)
-            outcomes[version] = COMPILES
-        except SyntaxError as error:
-            outcomes[version] = error.msg
+def test_the_script_damages_every_pre_fix_release(script_runs):
+    """3.0-3.4 (26 releases) still compile but are broken; 3.5-3.9.2 (13) end with an unexpected indent. Each
+    keeps its pristine original as .backup, and gets the script's config and monitor script."""
     first_unparsable = corpus.PRE_FIX.index("3.5.0")
-    assert {outcomes[version] for version in corpus.PRE_FIX[:first_unparsable]} == {COMPILES}
-    assert {outcomes[version] for version in corpus.PRE_FIX[first_unparsable:]} == {"unexpected indent"}
-    for version in distinct:
-        pristine = releases[version].read_bytes()
-        if natural_kind(pristine) == COMPILES:
-            expected = {"NetworkConfig", "time"} | (
-                {"SOCKETIO_AVAILABLE", "socketio", "threading"} if version.startswith(("3.0.", "3.1.")) else set()
-            )
-            assert new_undefined_names(pristine, damage(pristine)) == expected, version
+    for index, version in enumerate(corpus.PRE_FIX):
+        run = script_runs[version]
+        damaged = run.handler.read_bytes()
+        assert run.backup.read_bytes() == corpus.handler(version) != damaged, version
+        try:
+            compile(damaged, version, "exec", dont_inherit=True)
+            outcome = "compiles"
+        except SyntaxError as error:
+            outcome = error.msg
+        assert outcome == ("compiles" if index < first_unparsable else "unexpected indent"), version
+        with pytest.raises(ScriptDamage):
+            inspect_refusing_damage(damaged)
+        assert run.config.is_file() and (run.root / "scripts" / "monitor_memory.sh").is_file()
 
 
 @pytest.mark.corpus
@@ -103,101 +110,89 @@ def test_upstream_fixed_releases_are_not_mistaken_for_damage(releases):
 
 
 @pytest.mark.corpus
-@pytest.mark.parametrize("kind", [COMPILES, UNEXPECTED_INDENT])
-def test_either_kind_of_damage_is_recognised_on_every_layout(kind, distinct):
-    for version in distinct:
-        with pytest.raises(ScriptDamage) as raised:
-            inspect_refusing_damage(damage(corpus.handler(version), kind))
-        expected = "unexpected indent" if kind == UNEXPECTED_INDENT else "_cleanup_old_entries() is never called"
-        assert expected in str(raised.value), (version, str(raised.value))
-
-
-@pytest.mark.corpus
-def test_a_backup_is_the_original_of_its_own_release_only(distinct):
-    """The original of another release (a backup left from before an upgrade) is never taken for this one's."""
+def test_a_backup_is_the_original_of_its_own_release_only(script_runs, distinct):
+    """The original of another release (a backup left from before an upgrade), or of the same release edited
+    since, is never taken for this one's."""
     for damaged_version in distinct:
-        damaged = damage(corpus.handler(damaged_version))
+        damaged = script_runs[damaged_version].handler.read_bytes()
         for candidate in distinct:
             found = original_of(damaged, corpus.handler(candidate)) is not None
             assert found == (candidate == damaged_version), (candidate, damaged_version)
         for fixed in ("3.9.4", "4.5.0"):
             assert original_of(damaged, corpus.handler(fixed)) is None
+        pristine = corpus.handler(damaged_version)
+        middle = pristine.index(b"\n    def ", len(pristine) // 2) + 1
+        edited = pristine[:middle] + b"    # a line the original does not have\n" + pristine[middle:]
+        assert original_of(damaged, edited) is None, damaged_version
 
 
 # ---------------------------------------------------------------- every release, through the command line
 
 
 @pytest.mark.corpus
-def test_check_fails_the_gate_on_every_damaged_release(tmp_path, capsys, releases):
-    for version in corpus.PRE_FIX:
-        damaged_install(tmp_path / "with-backup", version)
-        damaged_install(tmp_path / "without-backup", version, keep_backup=False)
+def test_check_fails_the_gate_on_every_damaged_release(tmp_path, capsys, script_runs):
+    handlers = projects(tmp_path / "with-backup", script_runs)
+    for handler in projects(tmp_path / "without-backup", script_runs).values():
+        backup_of(handler).unlink()
     before = snapshot(tmp_path)
 
     for folder in ("with-backup", "without-backup"):
         assert main(["check", str(tmp_path / folder), "--format", "json"]) == 2
-        files, summary = json_files(capsys)
+        files, summary, _ = json_files(capsys, tmp_path / folder)
         assert summary == {"damaged": len(corpus.PRE_FIX)}
         for version, entry in files.items():
             message = entry["message"]
             assert entry["status"] == "damaged" and "damaged by claude-mpm's fix_memory_leaks.py" in message
-            if natural_kind(corpus.handler(version)) == UNEXPECTED_INDENT:
+            if corpus.PRE_FIX.index(version) >= corpus.PRE_FIX.index("3.5.0"):
                 assert "unexpected indent" in message
             if folder == "with-backup":
-                assert "`fix-memory-leaks apply` rebuilds it from hook_handler.py.backup" in message
+                assert "`fix-memory-leaks apply` rebuilds it from hook_handler.py.backup" in message, version
                 assert entry["layout"] == inspect_refusing_damage(corpus.handler(version)).layout
             else:
-                assert f"`pip install --force-reinstall claude-mpm=={version}`" in message
+                assert "no hook_handler.py.backup beside it: `pip install --force-reinstall claude-mpm==" in message
 
     assert main(["check", str(tmp_path / "without-backup"), "--format", "github"]) == 2
     annotations = [line for line in capsys.readouterr().out.splitlines() if line.startswith("::error ")]
-    assert len(annotations) == len(corpus.PRE_FIX)
+    assert len(annotations) == len(handlers)
     assert all(",title=fix-memory-leaks damaged::damaged by claude-mpm" in line for line in annotations)
     assert snapshot(tmp_path) == before
 
 
 @pytest.mark.corpus
-def test_apply_without_a_usable_backup_says_how_to_get_the_original_back(tmp_path, capsys, releases):
-    for version in corpus.PRE_FIX:
-        damaged_install(tmp_path, version, keep_backup=False)
-    before = snapshot(tmp_path)
-
-    assert main(["apply", str(tmp_path)]) == 2
-
-    assert snapshot(tmp_path) == before
-    lines = capsys.readouterr().err.splitlines()
-    for version in corpus.PRE_FIX:
-        handler = tmp_path / version / "site-packages" / HANDLER_TAIL
-        (line,) = [line for line in lines if str(handler) in line]
-        assert line.startswith(f"damaged: {handler}: damaged by claude-mpm's fix_memory_leaks.py")
-        assert f"no hook_handler.py.backup beside it: `pip install --force-reinstall claude-mpm=={version}`" in line
-    assert lines[-1].startswith(f"apply: {len(corpus.PRE_FIX)} damaged")
-
-
-@pytest.mark.corpus
-def test_apply_repairs_every_damaged_release_and_loses_nothing(tmp_path, capsys, releases, repaired_reference):
-    handlers = {version: damaged_install(tmp_path, version) for version in corpus.PRE_FIX}
+def test_apply_repairs_every_release_with_the_scripts_config(tmp_path, capsys, monkeypatch, script_runs):
+    """Run from a checkout, with the config the script wrote there (one value tuned), ``apply`` gives exactly what
+    it gives on the pristine release with that config; a second run changes nothing; ``restore`` gives the original."""
+    handlers = projects(tmp_path, script_runs)
     damaged = {version: handler.read_bytes() for version, handler in handlers.items()}
+    config = tmp_path / "3.8.1" / SCRIPT_CONFIG
+    config.write_bytes(config.read_bytes().replace(*TUNED))
+    settings = load_config(config).settings
+    assert settings.max_delegation_tracking == 150
+    expected_by_source = {}
+    for version in corpus.PRE_FIX:
+        pristine = corpus.handler(version)
+        if pristine not in expected_by_source:
+            expected_by_source[pristine] = fix_source(pristine, FIX_NAMES, settings).source
+    expected = {version: expected_by_source[corpus.handler(version)] for version in corpus.PRE_FIX}
+    monkeypatch.chdir(config.parents[1])  # in the checkout: the config is found there, as for its user
 
     assert main(["apply", str(tmp_path), "--format", "json"]) == 0
-    files, summary = json_files(capsys)
-    assert summary == {"repaired": len(corpus.PRE_FIX)}
+    files, summary, config_used = json_files(capsys, tmp_path)
+    assert summary == {"repaired": len(corpus.PRE_FIX)} and config_used == str(config.resolve())
     for version, handler in handlers.items():
-        assert handler.read_bytes() == repaired_reference(version), version
+        assert handler.read_bytes() == expected[version], version
         assert backup_of(handler).read_bytes() == corpus.handler(version)
         assert backup_of(handler, ".damaged").read_bytes() == damaged[version]
-        assert sorted(p.name for p in handler.parent.iterdir()) == [
-            "hook_handler.py",
-            "hook_handler.py.backup",
-            "hook_handler.py.damaged",
-        ]
         assert files[version]["backup"] == str(backup_of(handler))
         assert {fix["status"] for fix in files[version]["fixes"]} <= {"applied", "not-applicable"}
+        if b"self.active_delegations = {}" in corpus.handler(version):
+            assert b"MAX_DELEGATION_TRACKING = 150" in expected[version], version
     repaired = snapshot(tmp_path)
 
     assert main(["apply", str(tmp_path), "--format", "json"]) == 0  # a second run is a no-op
-    assert json_files(capsys)[1] == {"already-fixed": len(corpus.PRE_FIX)}
+    assert json_files(capsys, tmp_path)[1] == {"already-fixed": len(corpus.PRE_FIX)}
     assert snapshot(tmp_path) == repaired
+    assert main(["check", str(tmp_path)]) == 0
 
     assert main(["restore", str(tmp_path)]) == 0  # the pristine original, not the damaged file
     for version, handler in handlers.items():
@@ -206,72 +201,110 @@ def test_apply_repairs_every_damaged_release_and_loses_nothing(tmp_path, capsys,
 
 
 @pytest.mark.corpus
-def test_dry_run_shows_the_repair_and_writes_nothing(tmp_path, capsys, distinct, repaired_reference):
-    handlers = {version: damaged_install(tmp_path, version) for version in distinct}
+def test_apply_without_a_backup_says_how_to_get_the_original_back(tmp_path, capsys, script_runs):
+    handlers = projects(tmp_path, script_runs)
+    for version, handler in handlers.items():
+        backup_of(handler).unlink()
+        dist_info = handler.parents[3] / f"claude_mpm-{version}.dist-info"  # as an editable install records it
+        dist_info.mkdir()
     before = snapshot(tmp_path)
 
-    assert main(["apply", "--dry-run", str(tmp_path)]) == 0
+    assert main(["apply", str(tmp_path)]) == 2
+
+    assert snapshot(tmp_path) == before
+    lines = capsys.readouterr().err.splitlines()
+    for version, handler in handlers.items():
+        (line,) = [line for line in lines if str(handler) in line]
+        assert line.startswith(f"damaged: {handler}: damaged by claude-mpm's fix_memory_leaks.py")
+        assert f"no hook_handler.py.backup beside it: `pip install --force-reinstall claude-mpm=={version}`" in line
+    assert lines[-1].startswith(f"apply: {len(corpus.PRE_FIX)} damaged")
+
+
+@pytest.mark.corpus
+def test_apply_refuses_a_backup_of_another_release(tmp_path, capsys, script_runs, distinct):
+    handlers = projects(tmp_path, script_runs)
+    for version, handler in handlers.items():
+        backup_of(handler).write_bytes(corpus.handler(another_release(version, distinct)))
+    before = snapshot(tmp_path)
+
+    assert main(["check", str(tmp_path)]) == 2
+    assert main(["apply", str(tmp_path)]) == 2
+
+    assert snapshot(tmp_path) == before
+    lines = capsys.readouterr().err.splitlines()
+    for handler in handlers.values():
+        found = [line for line in lines if str(handler) in line]
+        assert len(found) == 2, found  # check, then apply
+        assert all("hook_handler.py.backup is not its pristine original" in line for line in found)
+        assert all("`pip install --force-reinstall claude-mpm==" in line for line in found)
+
+
+@pytest.mark.corpus
+def test_dry_run_shows_the_repair_and_writes_nothing(tmp_path, capsys, script_runs, distinct):
+    handlers = projects(tmp_path, script_runs, distinct)
+    before = snapshot(tmp_path)
+
+    assert main(["apply", "--dry-run", str(tmp_path), "--config", str(tmp_path / distinct[0] / SCRIPT_CONFIG)]) == 0
 
     assert snapshot(tmp_path) == before
     out, err = capsys.readouterr()
     for version, handler in handlers.items():
-        assert pipeline.unified_diff(str(handler), handler.read_bytes(), repaired_reference(version)) in out
+        repaired = fix_source(corpus.handler(version)).source
+        assert pipeline.unified_diff(str(handler), handler.read_bytes(), repaired) in out
         assert f"{handler}: would be repaired (dry run)" in err
     assert "run again without --dry-run to write it" in err
-
-
-@pytest.mark.corpus
-def test_the_other_kind_of_damage_is_repaired_too(tmp_path, capsys, distinct, repaired_reference):
-    """Each layout damaged the way the script damages the others: a compiling 3.5+, an unparsable 3.0-3.4."""
-    handlers = {}
-    for version in distinct:
-        kind = OTHER_KIND[natural_kind(corpus.handler(version))]
-        handlers[version] = damaged_install(tmp_path / "repairable", version, kind)
-        damaged_install(tmp_path / "no-backup", version, kind, keep_backup=False)
-    unrepairable = snapshot(tmp_path / "no-backup")
-
-    assert main(["apply", str(tmp_path / "no-backup")]) == 2
-    assert snapshot(tmp_path / "no-backup") == unrepairable
-    assert main(["apply", str(tmp_path / "repairable"), "--format", "json"]) == 0
-    assert json_files(capsys)[1] == {"repaired": len(distinct)}
-    for version, handler in handlers.items():
-        assert handler.read_bytes() == repaired_reference(version)
 
 
 # ---------------------------------------------------------------- backups that are not, or not only, the original
 
 
 @pytest.mark.corpus
-def test_a_backup_left_from_an_older_release_is_not_used(tmp_path, capsys, releases):
-    """The script run on 3.3.2, claude-mpm upgraded to 3.4.0, the script run again: its backup is still 3.3.2's."""
-    handler = damaged_install(tmp_path, "3.3.2")
-    site = handler.parents[3]
-    handler.write_bytes(corpus.handler("3.4.0"))  # what pip install -U does (it knows nothing of .backup)
-    (site / "claude_mpm-3.3.2.dist-info").rename(site / "claude_mpm-3.4.0.dist-info")
-    run_script(handler)
+def test_a_backup_left_from_an_older_release_is_not_used(tmp_path, capsys, script_runs):
+    """The script run on 3.3.2, claude-mpm upgraded to 3.4.0, the script run again: it keeps the backup it finds,
+    3.3.2's, so nothing can rebuild 3.4.0 from it."""
+    (handler,) = projects(tmp_path, script_runs, ["3.3.2"]).values()
+    handler.write_bytes(corpus.handler("3.4.0"))  # what an upgrade does (it knows nothing of .backup)
+    assert "Backup already exists" in run_script(tmp_path / "3.3.2").output
     before = snapshot(tmp_path)
 
     assert main(["check", str(handler)]) == 2
     assert main(["apply", str(handler)]) == 2
 
     assert snapshot(tmp_path) == before
-    err = capsys.readouterr().err
-    assert "hook_handler.py.backup is not its pristine original" in err
-    assert "`pip install --force-reinstall claude-mpm==3.4.0` brings the original back" in err
+    assert "hook_handler.py.backup is not its pristine original" in capsys.readouterr().err
 
 
 @pytest.mark.corpus
-def test_the_original_found_in_an_older_backup_is_what_restore_puts_back(tmp_path, releases, repaired_reference):
-    handler = damaged_install(tmp_path, "3.2.1")
+def test_the_original_found_in_an_older_backup_is_what_restore_puts_back(tmp_path, script_runs):
+    (handler,) = projects(tmp_path, script_runs, ["3.2.1"]).values()
     other = b"# a backup of something else, newer than the script's\n"
     backup_of(handler, ".backup.1").write_bytes(other)
 
     assert main(["apply", str(handler)]) == 0
 
-    assert handler.read_bytes() == repaired_reference("3.2.1")
+    assert handler.read_bytes() == fix_source(corpus.handler("3.2.1")).source
     assert backup_of(handler, ".backup.1").read_bytes() == other
     assert backup_of(handler, ".backup.2").read_bytes() == corpus.handler("3.2.1")
     assert main(["restore", str(handler)]) == 0 and handler.read_bytes() == corpus.handler("3.2.1")
+
+
+@pytest.mark.corpus
+def test_the_script_run_again_after_a_restore_is_repaired_again(tmp_path, script_runs):
+    (handler,) = projects(tmp_path, script_runs, ["3.6.0"]).values()
+    damaged = handler.read_bytes()
+    assert main(["apply", str(handler)]) == 0
+    assert main(["restore", str(handler)]) == 0
+    run_script(tmp_path / "3.6.0")
+    assert handler.read_bytes() == damaged  # the same damage again, from the same original
+
+    assert main(["apply", str(handler)]) == 0
+
+    assert handler.read_bytes() == fix_source(corpus.handler("3.6.0")).source
+    assert sorted(path.name for path in handler.parent.iterdir()) == [
+        "hook_handler.py",
+        "hook_handler.py.backup",
+        "hook_handler.py.damaged",
+    ]
 
 
 # ---------------------------------------------------------------- the hand-written fixture
@@ -362,12 +395,13 @@ def test_a_failed_repair_puts_everything_back(fixture_handler, monkeypatch, caps
 
 
 def test_damaged_again_after_a_restore_keeps_both_damaged_files(fixture_handler):
-    """Repair, restore, the script run again with another outcome: the earlier damaged file is not overwritten."""
+    """Repair, restore, another version of the script run on it: the earlier damaged file is not overwritten."""
     first = fixture_handler.read_bytes()
     assert main(["apply", str(fixture_handler)]) == 0
     assert main(["restore", str(fixture_handler)]) == 0
-    run_script(fixture_handler, UNEXPECTED_INDENT)
-    second = fixture_handler.read_bytes()
+    second = first.replace(b"Connection pool: reuse", b"Connection pool, revised: reuse", 1)
+    assert second != first
+    fixture_handler.write_bytes(second)
 
     assert main(["apply", str(fixture_handler)]) == 0
 
