@@ -27,14 +27,14 @@ the message names the file and the reason.
 
 EXAMPLES = {
     "apply": "examples:\n  fix-memory-leaks apply --dry-run            # show the diff, write nothing\n"
-    "  fix-memory-leaks apply --installed          # patch this Python's claude-mpm\n"
+    "  fix-memory-leaks apply --installed          # patch the hooks Claude Code runs\n"
     "  fix-memory-leaks apply path/to/site-packages --select singleton",
     "check": "examples:\n  fix-memory-leaks check --installed          # exit 1 when fixes are pending\n"
     "  fix-memory-leaks check . --format github   # annotations for GitHub Actions",
     "restore": "example:\n  fix-memory-leaks restore --installed        # put the pristine original back",
     "fixes": "example:\n  fix-memory-leaks fixes",
     "init": "example:\n  fix-memory-leaks init                       # writes ./.claude-mpm/memory_config.yaml",
-    "verify": "examples:\n  fix-memory-leaks verify --installed          # run this Python's handler for real\n"
+    "verify": "examples:\n  fix-memory-leaks verify --installed          # run the hooks Claude Code runs, for real\n"
     "  fix-memory-leaks verify --installed --python ~/.venvs/mpm/bin/python --format json",
     "monitor": "examples:\n  fix-memory-leaks monitor --interval 5        # live view until Ctrl+C\n"
     "  fix-memory-leaks monitor --once --threshold-mb 300 || echo 'a process is above 300 MB'",
@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fix-memory-leaks",
         description="Patch claude-mpm's hook handler (hook_handler.py) so long sessions stop leaking memory.",
         epilog="examples:\n"
-        "  fix-memory-leaks check --installed          # what is pending in this Python's claude-mpm\n"
+        "  fix-memory-leaks check --installed          # what is pending in the hooks Claude Code runs\n"
         "  fix-memory-leaks apply --installed\n"
         "  fix-memory-leaks COMMAND --help             # examples for each command\n\n" + EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -286,8 +286,9 @@ def shebang_python(script: Path, environ: Mapping[str, str]) -> str | None:
     words = head[0][2:].split()
     if not words:
         return None
-    if os.path.basename(words[0]) == "env" and len(words) > 1:
-        return _which(words[-1], environ)
+    if os.path.basename(words[0]) == "env":
+        named = [word for word in words[1:] if not word.startswith("-") and "=" not in word]
+        return _which(named[0], environ) if named else None
     if os.path.basename(words[0]) == "sh" and len(head) > 1 and head[1].startswith("'''exec' "):
         # pip's form for long interpreter paths: '''exec' "/path/python" "$0" "$@"
         rest = shlex.split(head[1][len("'''exec' ") :])

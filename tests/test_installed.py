@@ -23,8 +23,6 @@ import pytest
 from bench import corpus
 from fixer.installed import RunMode, discover, is_claude_mpm_command, shebang_python
 
-pytestmark = pytest.mark.deploy
-
 EVENTS_3X = ("UserPromptSubmit", "PreToolUse", "PostToolUse", "Stop", "SubagentStop")
 
 
@@ -75,16 +73,24 @@ def same(first, second) -> bool:
     return os.path.realpath(first) == os.path.realpath(second)
 
 
+def runs_in(python: str | None, venv: Path) -> bool:
+    """``python`` is that venv's (not compared by real path: every venv's python links to the same base)."""
+    return python is not None and Path(python).parent == venv / "bin"
+
+
+@pytest.mark.deploy
 def test_3x_settings_name_the_wrapper_and_the_python_it_picks(install, tmp_path):
     handler = handler_of(install)
-    settings = write_json(tmp_path / "home/.claude/settings.json", settings_3x(str(handler.with_name("hook_wrapper.sh"))))
+    settings = write_json(
+        tmp_path / "home/.claude/settings.json", settings_3x(str(handler.with_name("hook_wrapper.sh")))
+    )
     project = tmp_path / "project"
     project.mkdir()
     found = discover(project, environment(tmp_path / "home", install / "bin"))
     first = found.targets[0]
     assert first.error is None, first.error
     assert same(first.handler, handler) and first.run_mode is RunMode.SCRIPT
-    assert same(first.python, install / "bin" / "python3")  # python3 from PATH: the install's, first on PATH
+    assert runs_in(first.python, install)  # python3 from PATH: the install's, first on PATH
     assert first.origin.startswith("~/.claude/settings.json (UserPromptSubmit, PreToolUse")
     # The claude-mpm command on PATH has the same handler: listed once, both origins said.
     assert [target.handler for target in found.targets].count(first.handler) == 1
@@ -92,14 +98,15 @@ def test_3x_settings_name_the_wrapper_and_the_python_it_picks(install, tmp_path)
     assert settings.read_text() == json.dumps(settings_3x(first.command), indent=2)  # never written
 
 
+@pytest.mark.deploy
 def test_wrapper_takes_virtual_env_before_python3_on_path(install, bare_python, tmp_path):
     wrapper = handler_of(install).with_name("hook_wrapper.sh")
     write_json(tmp_path / "home/.claude/settings.json", settings_3x(str(wrapper)))
     with_venv = environment(tmp_path / "home", bare_python.parent, VIRTUAL_ENV=str(install))
     target = discover(tmp_path, with_venv).targets[0]
-    assert target.error is None and same(target.python, install / "bin" / "python")
+    assert target.error is None and target.python == str(install / "bin" / "python")
     without = discover(tmp_path, environment(tmp_path / "home", bare_python.parent)).targets[0]
-    assert same(without.python, bare_python)
+    assert without.python == str(bare_python)
     assert "cannot import claude_mpm" in without.error and f"VIRTUAL_ENV={install}" in without.error
 
 
@@ -122,6 +129,7 @@ def run_tool(home: Path, cwd: Path, *arguments: str, path: list[Path]) -> subpro
     return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
 
 
+@pytest.mark.deploy
 def test_pipx_layout_whose_wrapper_finds_the_wrong_python3(install, bare_python, tmp_path):
     home = tmp_path / "home"
     wrapper = pipx_like(home, install)
@@ -144,6 +152,7 @@ def test_pipx_layout_whose_wrapper_finds_the_wrong_python3(install, bare_python,
     assert "cannot import claude_mpm" in result["files"][0]["message"]
 
 
+@pytest.mark.deploy
 def test_later_installers_shapes(install, required, tmp_path):
     """4.1's claude-hook-handler.sh in a source checkout with .venv; 5.x's claude-hook entry point in the
     project's settings.local.json; claude-hook-fast.sh, which runs no Python."""
@@ -177,6 +186,7 @@ def test_later_installers_shapes(install, required, tmp_path):
     assert any("claude-hook-fast.sh runs no Python handler" in message for message in found.messages)
 
 
+@pytest.mark.deploy
 def test_bad_settings_one_line_each_and_the_search_goes_on(install, tmp_path):
     home = tmp_path / "home"
     (home / ".claude").mkdir(parents=True)
@@ -240,3 +250,50 @@ def test_shebang_forms(tmp_path):
     assert shebang_python(plain, environ) == "/opt/venv/bin/python"
     assert same(shebang_python(through_env, environ), shutil.which("python3", path=environ["PATH"]))
     assert shebang_python(long_path, environ) == "/very long/venv/bin/python"
+
+
+@pytest.mark.deploy
+def test_verify_installed_runs_the_hook_in_the_wrappers_python(install, tmp_path):
+    """Not this tool's interpreter: the one the registered hook_wrapper.sh picks (python3 from PATH)."""
+    home = tmp_path / "home"
+    write_json(home / ".claude/settings.json", settings_3x(str(handler_of(install).with_name("hook_wrapper.sh"))))
+    with corpus.pristine_install("3.8.1"):
+        run = run_tool(
+            home, tmp_path, "verify", "--installed", "--events", "1", "--format", "json", path=[install / "bin"]
+        )
+    result = json.loads(run.stdout)
+    assert len(result["files"]) == 1, run.stderr  # the settings' hook and the claude-mpm command's: one file
+    verified = result["files"][0]
+    assert verified["status"] != "error", verified["message"]
+    assert runs_in(verified["python"], install) and verified["packages"]["claude-mpm"] == "3.8.1"
+    assert "from ~/.claude/settings.json" in run.stderr
+
+
+@pytest.mark.deploy
+def test_5x_wrapper_in_site_packages_and_in_pipx(install, bare_python, required, tmp_path):
+    """claude-hook-handler.sh of 5.6: in a plain site-packages it takes python3 from PATH (whose claude_mpm
+    then runs); in pipx's venv it takes that venv's own python, whatever python3 PATH finds."""
+    release = required(corpus.unpacked, "5.6.30") / "claude_mpm"
+    plain = tmp_path / "plain/lib/python3.11/site-packages/claude_mpm"
+    shutil.copytree(release / "scripts", plain / "scripts")
+    pipx = tmp_path / "home/.local/pipx/venvs/claude-mpm"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(pipx)], check=True)
+    site = next(pipx.glob("lib/python*/site-packages"))
+    shutil.copytree(release, site / "claude_mpm")
+    hooks = {
+        "Stop": [{"hooks": [{"type": "command", "command": str(plain / "scripts/claude-hook-handler.sh")}]}],
+        "SubagentStop": [
+            {"hooks": [{"type": "command", "command": str(site / "claude_mpm/scripts/claude-hook-handler.sh")}]}
+        ],
+    }
+    write_json(tmp_path / "home/.claude/settings.json", {"hooks": hooks})
+
+    found = discover(tmp_path, environment(tmp_path / "home", install / "bin"))
+    in_site_packages, in_pipx = found.targets[:2]
+    assert in_site_packages.error is None and runs_in(in_site_packages.python, install)
+    assert same(in_site_packages.handler, handler_of(install))  # the claude_mpm its python imports
+    assert in_pipx.error is None and runs_in(in_pipx.python, pipx)
+    assert same(in_pipx.handler, site / "claude_mpm/hooks/claude_hooks/hook_handler.py")
+    with_bare_python3 = discover(tmp_path, environment(tmp_path / "home", bare_python.parent)).targets
+    assert "cannot import claude_mpm" in with_bare_python3[0].error
+    assert with_bare_python3[1].error is None and runs_in(with_bare_python3[1].python, pipx)
