@@ -193,15 +193,15 @@ def _installed_targets(args, errors_reported: bool = False):
         raise UsageError(
             "no claude-mpm hook found: "
             + "; ".join(found.messages)
-            + f"; no claude-mpm command on PATH; this Python ({sys.executable}) has no claude-mpm "
-            "(give its interpreter: --installed --python PATH)"
+            + " (give the interpreter that has it: --installed --python PATH)"
         )
     args.installed_errors = 0
     for target in found.targets:
         if target.error is None:
             if not args.quiet:
+                via = f": {target.command}" if target.command else ""
                 print(
-                    f"fix-memory-leaks: {target.handler}: from {target.origin}; runs in {target.python}",
+                    f"fix-memory-leaks: {target.handler}: from {target.origin}{via}; runs in {target.python}",
                     file=sys.stderr,
                 )
         elif not errors_reported:

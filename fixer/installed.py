@@ -330,23 +330,24 @@ def _venv_of(handler: Path | None) -> Path | None:
     return None
 
 
-def _cannot_import(python: str, rule: str, mode: RunMode, handler: Path | None, socketio: bool) -> str:
+def _cannot_import(python: str, rule: str, base: Target, socketio: bool) -> str:
     consequence = (
         "every hook event fails at import (nothing is delivered)"
-        if mode is RunMode.MODULE
+        if base.run_mode is RunMode.MODULE
         else "the hook runs without claude-mpm's code"
         + ("" if socketio else " and without python-socketio: every event is lost")
     )
-    venv = _venv_of(handler)
-    where = (
-        f"start Claude Code with VIRTUAL_ENV={venv} (or {venv}/bin first on PATH)"
-        if venv
-        else "put an interpreter that has claude-mpm first on PATH"
-    )
-    return (
-        f"the registered hook runs {python} ({rule}), which cannot import claude_mpm: {consequence}; "
-        f"fix: {where}, or install it there: {python} -m pip install {_install_hint(handler)}"
-    )
+    venv = _venv_of(base.handler)
+    if base.wrapper is None:  # an entry point or a python named in the command: nothing else to pick
+        where = f"reinstall claude-mpm for it: {python} -m pip install --force-reinstall {_install_hint(base.handler)}"
+    elif venv:
+        where = (
+            f"start Claude Code with VIRTUAL_ENV={venv} (or {venv}/bin first on PATH), or install it there: "
+            f"{python} -m pip install {_install_hint(base.handler)}"
+        )
+    else:
+        where = f"put an interpreter that has claude-mpm first on PATH, or: {python} -m pip install claude-mpm"
+    return f"the registered hook runs {python} ({rule}), which cannot import claude_mpm: {consequence}; fix: {where}"
 
 
 def target_for_command(command: str, origin: str, environ: Mapping[str, str], cwd: Path) -> Target | str:
@@ -381,7 +382,7 @@ def _python_command(command: str, words: list[str], origin: str, environ: Mappin
     """``claude-hook`` (the console script, by name or path) or ``python …`` running the handler."""
     base = Target(None, None, origin, command, run_mode=RunMode.MODULE)
     found = _which(words[0], environ) if os.sep not in words[0] else words[0]
-    if found is None:
+    if found is None or not os.path.isfile(found):
         return dataclasses.replace(
             base,
             error=f"{words[0]} is not on PATH: every hook event fails; fix: put the folder of claude-mpm's "
@@ -416,7 +417,7 @@ def _checked(base: Target, interpreter: Interpreter, environ: Mapping[str, str])
     if package is None:
         return dataclasses.replace(
             with_python,
-            error=_cannot_import(executable, interpreter.rule, base.run_mode, base.handler, found.socketio),
+            error=_cannot_import(executable, interpreter.rule, base, found.socketio),
         )
     if base.run_mode is RunMode.MODULE:
         return dataclasses.replace(with_python, handler=_package_handler(package))
@@ -467,11 +468,17 @@ def discover(cwd: Path | None = None, environ: Mapping[str, str] | None = None) 
     if python:
         origin = f"the claude-mpm command on PATH ({command_line})"
         target = _checked(Target(None, None, origin, run_mode=RunMode.MODULE), Interpreter(python, ""), environ)
-        if target.error is None:  # a claude-mpm command whose Python has no claude_mpm runs no hook
+        if target.error is None:
             found.targets.append(target)
+        else:  # a claude-mpm command whose Python has no claude_mpm: no hook of Claude Code's
+            found.messages.append(f"{command_line}: its Python ({python}) has no claude-mpm")
+    elif not command_line:
+        found.messages.append("no claude-mpm command on PATH")
     here = _this_interpreter()
     if here is not None:
         found.targets.append(here)
+    else:
+        found.messages.append(f"this Python ({sys.executable}) has no claude-mpm")
     found.targets = [_missing_file(target) for target in _once(found.targets)]
     return found
 

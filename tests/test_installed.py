@@ -297,3 +297,18 @@ def test_5x_wrapper_in_site_packages_and_in_pipx(install, bare_python, required,
     with_bare_python3 = discover(tmp_path, environment(tmp_path / "home", bare_python.parent)).targets
     assert "cannot import claude_mpm" in with_bare_python3[0].error
     assert with_bare_python3[1].error is None and runs_in(with_bare_python3[1].python, pipx)
+
+
+def test_nothing_found_says_where_it_looked(tmp_path, monkeypatch, capsys):
+    from fixer.cli import main
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.delenv("VIRTUAL_ENV", raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("fixer.installed._this_interpreter", lambda: None)  # whatever this venv holds
+    assert main(["check", "--installed"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("fix-memory-leaks: error: no claude-mpm hook found: ~/.claude/settings.json: no such")
+    assert "no claude-mpm command on PATH" in error and "--installed --python PATH" in error
+    assert "\n" not in error
