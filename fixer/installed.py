@@ -186,7 +186,8 @@ def _which(name: str, environ: Mapping[str, str]) -> str | None:
 def _last_resort(environ: Mapping[str, str]) -> Interpreter:
     """The rule every wrapper ends with: ``$VIRTUAL_ENV/bin/python``, else python3, else python, from PATH."""
     if environ.get("VIRTUAL_ENV"):
-        return Interpreter(os.path.join(environ["VIRTUAL_ENV"], "bin", "python"), "$VIRTUAL_ENV/bin/python")
+        venv = environ["VIRTUAL_ENV"]
+        return Interpreter(os.path.join(venv, "bin", "python"), f"$VIRTUAL_ENV/bin/python, VIRTUAL_ENV={venv} here")
     for name in ("python3", "python"):
         found = _which(name, environ)
         if found:
