@@ -31,14 +31,14 @@ the message names the file and the reason.
 
 EXAMPLES = {
     "apply": "examples:\n  fix-memory-leaks apply --dry-run            # show the diff, write nothing\n"
-    "  fix-memory-leaks apply --installed          # patch this Python's claude-mpm\n"
+    "  fix-memory-leaks apply --installed          # patch the hooks Claude Code runs\n"
     "  fix-memory-leaks apply path/to/site-packages --select singleton",
     "check": "examples:\n  fix-memory-leaks check --installed          # exit 1 when fixes are pending\n"
     "  fix-memory-leaks check . --format github   # annotations for GitHub Actions",
     "restore": "example:\n  fix-memory-leaks restore --installed        # put the pristine original back",
     "fixes": "example:\n  fix-memory-leaks fixes",
     "init": "example:\n  fix-memory-leaks init                       # writes ./.claude-mpm/memory_config.yaml",
-    "verify": "examples:\n  fix-memory-leaks verify --installed          # run this Python's handler for real\n"
+    "verify": "examples:\n  fix-memory-leaks verify --installed          # run the hooks Claude Code runs, for real\n"
     "  fix-memory-leaks verify --installed --python ~/.venvs/mpm/bin/python --format json",
     "monitor": "examples:\n  fix-memory-leaks monitor --interval 5        # live view until Ctrl+C\n"
     "  fix-memory-leaks monitor --once --threshold-mb 300 || echo 'a process is above 300 MB'",
@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fix-memory-leaks",
         description="Patch claude-mpm's hook handler (hook_handler.py) so long sessions stop leaking memory.",
         epilog="examples:\n"
-        "  fix-memory-leaks check --installed          # what is pending in this Python's claude-mpm\n"
+        "  fix-memory-leaks check --installed          # what is pending in the hooks Claude Code runs\n"
         "  fix-memory-leaks apply --installed\n"
         "  fix-memory-leaks COMMAND --help             # examples for each command\n\n" + EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -108,8 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="a hook_handler.py, or a folder searched for **/hooks/claude_hooks/hook_handler.py (default: .)",
     )
-    targets.add_argument("--installed", action="store_true", help="the claude-mpm installed for this Python")
-    targets.add_argument("--python", metavar="PATH", help="with --installed: the claude-mpm of this interpreter")
+    targets.add_argument(
+        "--installed",
+        action="store_true",
+        help="the handlers Claude Code's settings name, the claude-mpm command's, this Python's",
+    )
+    targets.add_argument("--python", metavar="PATH", help="with --installed: only the claude-mpm of this interpreter")
     colour = argparse.ArgumentParser(add_help=False)
     colour.add_argument("--no-color", action="store_true", help="no colour (also: NO_COLOR=1)")
     output = argparse.ArgumentParser(add_help=False, parents=[colour])
@@ -194,7 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help(sys.stderr)
             return 2
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        return max(code, 2) if getattr(args, "installed_errors", 0) else code
     except UsageError as error:
         print(f"fix-memory-leaks: error: {error}", file=sys.stderr)
         return 2
@@ -211,12 +216,48 @@ def _handlers(args, python_runs_them: bool = False) -> list[Path]:
         if args.installed:
             if args.paths:
                 raise UsageError("give PATHs or --installed, not both")
+            if args.python is None:
+                targets = _installed_targets(args)
+                return [target.handler for target in targets if target.handler and target.handler.is_file()]
             return find_handlers([str(installed_claude_mpm(args.python))])
         if args.python and not python_runs_them:
             raise UsageError("--python goes with --installed")
         return find_handlers(args.paths or ["."])
     except TargetError as error:
         raise UsageError(str(error)) from None
+
+
+def _installed_targets(args, errors_reported: bool = False):
+    """``--installed`` without ``--python``: the hooks Claude Code runs (fixer.installed), each said on stderr
+    with where it came from; a target's error is printed and counted in ``args.installed_errors`` (exit 2),
+    unless ``errors_reported`` (the command reports them itself)."""
+    from .installed import discover
+
+    found = discover()
+    for warning in found.warnings:
+        print(f"fix-memory-leaks: warning: {warning}", file=sys.stderr)
+    if not found.targets:
+        raise UsageError(
+            "no claude-mpm hook found: "
+            + "; ".join(found.messages)
+            + " (give the interpreter that has it: --installed --python PATH)"
+        )
+    args.installed_errors = 0
+    for target in found.targets:
+        if target.error is None:
+            if not args.quiet:
+                via = f": {target.command}" if target.command else ""
+                print(
+                    f"fix-memory-leaks: {target.handler}: from {target.origin}{via}; runs in {target.python}",
+                    file=sys.stderr,
+                )
+        elif not errors_reported:
+            args.installed_errors += 1
+            print(f"fix-memory-leaks: error: {target.label}: {target.error} [from {target.origin}]", file=sys.stderr)
+    if not args.quiet:
+        for message in found.messages:
+            print(f"fix-memory-leaks: {message}", file=sys.stderr)
+    return found.targets
 
 
 def _selection(args):
@@ -298,10 +339,18 @@ def cmd_verify(args) -> int:
     from .verify import DEFAULT_EVENTS, exit_code, progress_display, render_json, render_text, verify_file
 
     events = DEFAULT_EVENTS if args.events is None else args.events
-    paths = _handlers(args, python_runs_them=True)
-    python = args.python or sys.executable
-    with progress_display(sys.stderr, quiet=args.quiet or args.format == "json", no_color=args.no_color) as progress:
-        results = [verify_file(path, python, events, progress(path)) for path in paths]
+    quiet = args.quiet or args.format == "json"
+    if args.installed and args.python is None and not args.paths:
+        from .verify import verify_target
+
+        targets = _installed_targets(args, errors_reported=True)
+        with progress_display(sys.stderr, quiet=quiet, no_color=args.no_color) as progress:
+            results = [verify_target(target, events, progress) for target in targets]
+    else:
+        paths = _handlers(args, python_runs_them=True)
+        python = args.python or sys.executable
+        with progress_display(sys.stderr, quiet=quiet, no_color=args.no_color) as progress:
+            results = [verify_file(path, python, events, progress(path)) for path in paths]
     if args.format == "json":
         render_json(results)
     else:

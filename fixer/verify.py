@@ -228,6 +228,14 @@ def verify_file(
     return Verification(str(path), FAIL if reasons else PASS, reasons, notes, shape.layout, figures=figures)
 
 
+def verify_target(target, events: int = DEFAULT_EVENTS, for_file: Callable[[Path], Progress | None] | None = None):
+    """An installed target (``fixer.installed.Target``) run in the Python its registered command uses;
+    a target that cannot run as registered is an error with the target's reason and fix."""
+    if target.error or target.handler is None or target.python is None:
+        return Verification(target.label, ERROR, message=target.error or "not located")
+    return verify_file(target.handler, target.python, events, for_file(target.handler) if for_file else None)
+
+
 def run_driver(python: str, handler: Path, events: int, progress: Progress | None = None) -> dict:
     """The driver's figures for ``handler``, measured in ``python``; progress lines go to ``progress``.
 
