@@ -26,6 +26,7 @@ from codemods.plan import anchor_line
 from codemods.settings import Settings
 from codemods.shape import Shape, UnsupportedShape, read_marks
 
+from .breakage_notes import with_breakage_note
 from .results import (
     ALREADY_FIXED,
     APPLIED,
@@ -135,7 +136,7 @@ def check_file(path: Path, select: Sequence[str]) -> FileResult:
         return _internal_error(path, error)
     fixes = _fix_results(plans, shape, select, ())
     status = PENDING if any(f.status == PENDING for f in fixes) else OK
-    return FileResult(str(path), status, shape.layout, fixes)
+    return with_breakage_note(FileResult(str(path), status, shape.layout, fixes), target, source, shape)
 
 
 # ---------------------------------------------------------------- damaged by claude-mpm's own fix script
@@ -235,7 +236,7 @@ def _apply_locked(path: Path, target: Path, select, settings: Settings, dry_run:
     fixes = _fix_results(outcome.plans, outcome.shape, select, outcome.applied)
     result = FileResult(str(path), _apply_status(outcome, fixes), outcome.shape.layout, fixes)
     if not outcome.changed:
-        return result
+        return with_breakage_note(result, target, original, outcome.shape)
     if dry_run:
         result.diff = unified_diff(str(path), original, outcome.source)
         return result

@@ -15,6 +15,7 @@ from typing import TextIO
 from .results import (
     ALREADY_FIXED,
     APPLIED,
+    BROKEN_UPSTREAM,
     DAMAGED,
     ERROR,
     FAILED,
@@ -40,6 +41,7 @@ STYLES = {
     PRESENT: "cyan",
     NOT_APPLICABLE: "dim",
     PENDING: "yellow",
+    BROKEN_UPSTREAM: "bold yellow",
     UNSUPPORTED: "bold red",
     ERROR: "bold red",
     DAMAGED: "bold red",
@@ -96,6 +98,8 @@ def render_text(
         if result.message:
             line.append(f"  {result.message}")
         console.print(line)
+        if result.note:
+            console.print(Text(f"  note: {result.note}", style="yellow"))
         reasons = {fix.reason for fix in result.fixes}
         if all(fix.status == NOT_APPLICABLE for fix in result.fixes) and len(reasons) == 1 and not verbose:
             console.print(Text(f"  {reasons.pop()}", style="dim"))
@@ -126,6 +130,9 @@ def summary_line(results: Sequence[FileResult], command: str, config_source: str
         "check": "run `fix-memory-leaks apply` to patch" if counts.get(PENDING) else "",
         "apply": apply_next if any(counts.get(status) for status in WRITTEN) else "",
     }.get(command, "")
+    if counts.get(BROKEN_UPSTREAM):
+        upgrade = "claude-mpm's own hook breaks in real use where a note says so: upgrade claude-mpm"
+        nudge = f"{nudge}; {upgrade}" if nudge else upgrade
     return f"{command}: {text}" + (f". {nudge}" if nudge else "")
 
 
@@ -139,13 +146,17 @@ def render_json(results: Sequence[FileResult], config_source: str, stream: TextI
 
 
 def render_github(results: Sequence[FileResult], stream: TextIO | None = None) -> None:
-    """GitHub Actions workflow commands: one annotation per pending fix, one per failed file."""
+    """GitHub Actions workflow commands: one annotation per pending fix, one per failed file, and a warning per
+    file whose note says that claude-mpm's own hook breaks in real use."""
     stream = stream or sys.stdout
     for result in results:
         path = _escape_property(result.path)
         if result.status in FAILED:
             stream.write(f"::error file={path},title=fix-memory-leaks {result.status}::{_escape(result.message)}\n")
             continue
+        if result.note:  # a warning: the file is left as it is and the exit code stays 0
+            title = f"fix-memory-leaks {result.status}"
+            stream.write(f"::warning file={path},line={result.note_line},title={title}::{_escape(result.note)}\n")
         for fix in result.fixes:
             if fix.status == PENDING:
                 message = f"memory-leak fix '{fix.name}' is pending: run `fix-memory-leaks apply`"

@@ -18,6 +18,9 @@ OK, PENDING, RESTORED = "ok", "pending", "restored"
 # A handler claude-mpm's own fix_memory_leaks.py broke is damaged (an error) for check, and for apply when
 # it cannot be rebuilt; apply rebuilds it from the pristine original that script left: repaired.
 DAMAGED, REPAIRED = "damaged", "repaired"
+# claude-mpm's own hook (4.x and later) known to break in real use: left byte-identical, exit 0, never "ok";
+# the result's note names the problem and the release to upgrade to.
+BROKEN_UPSTREAM = "broken-upstream"
 # Fix statuses (plus PENDING and NOT_APPLICABLE above).
 APPLIED, PRESENT = "applied", "present"
 
@@ -41,6 +44,8 @@ class FileResult:
     message: str = ""
     diff: str = ""
     backup: str | None = None
+    note: str = ""  # why claude-mpm's own hook breaks in real use, and the release that works ("" otherwise)
+    note_line: int = 0  # the handler line the note is about (for annotations)
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -50,6 +55,7 @@ class FileResult:
             "fixes": [{"name": f.name, "status": f.status, "reason": f.reason, "line": f.line} for f in self.fixes],
             "message": self.message,
             "backup": self.backup,
+            "note": self.note,
         }
 
 
