@@ -117,7 +117,7 @@ def _websocket_only_client(folder: Path, name: str, tree: ast.Module, cls: ast.C
             "websocket-client (not a claude-mpm dependency) is not installed beside it: the hook never connects, "
             "and nothing reaches the dashboard"
         )
-    for module_name, module in _handler_and_sibling_modules(folder, name, tree):
+    for module_name, module in _handler_and_sibling_modules(folder, name, tree, b"transports"):
         for node in ast.walk(module):
             if isinstance(node, ast.Call) and _first_transport(node) == "websocket":
                 return Breakage(
@@ -147,8 +147,11 @@ def websocket_client_beside(folder: Path) -> bool | None:
     return (package.parent / "websocket" / "__init__.py").is_file()
 
 
-def _handler_and_sibling_modules(folder: Path, name: str, tree: ast.Module) -> Iterator[tuple[str, ast.Module]]:
-    """The handler, then each module beside it that it imports relatively (``from .x import``), parsed."""
+def _handler_and_sibling_modules(
+    folder: Path, name: str, tree: ast.Module, holding: bytes
+) -> Iterator[tuple[str, ast.Module]]:
+    """The handler, then each module beside it that it imports relatively (``from .x import``), parsed; a module
+    whose text does not hold ``holding`` is skipped unparsed (parsing all of them would triple check's time)."""
     yield name, tree
     seen = set()
     for node in tree.body:
@@ -158,7 +161,7 @@ def _handler_and_sibling_modules(folder: Path, name: str, tree: ast.Module) -> I
                 package = folder / relative
                 paths = sorted(package.glob("*.py")) if package.is_dir() else [folder / f"{relative}.py"]
                 for path in paths:
-                    parsed = None if path in seen else _parse(path)
+                    parsed = None if path in seen else _parse(path, holding)
                     seen.add(path)
                     if parsed is not None:
                         yield path.relative_to(folder).as_posix(), parsed
@@ -170,9 +173,10 @@ def _nested_statements(node: ast.stmt) -> list[ast.stmt]:
     return []
 
 
-def _parse(path: Path) -> ast.Module | None:
+def _parse(path: Path, holding: bytes = b"") -> ast.Module | None:
     try:
-        return ast.parse(path.read_bytes())
+        source = path.read_bytes()
+        return ast.parse(source) if holding in source else None
     except (OSError, SyntaxError, ValueError):
         return None
 
@@ -297,7 +301,7 @@ def _attributes_the_handler_lacks(folder: Path, name: str, tree: ast.Module, cls
     if any(isinstance(n, ast.FunctionDef) and n.name in ("__getattr__", "__getattribute__") for n in cls.body):
         return None
     defined = _class_attributes(cls)
-    for where, module in _handler_and_sibling_modules(folder, name, tree):
+    for where, module in _handler_and_sibling_modules(folder, name, tree, b"hook_handler."):
         if where == name:
             continue
         guarded = _hasattr_guarded(module)
