@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -104,6 +106,16 @@ def test_check_and_apply_leave_it_byte_identical_with_exit_0_in_every_format(ver
     assert main(["apply", str(handler), "--dry-run"]) == 0
     assert capsys.readouterr().out == ""  # no diff
     assert snapshot(site) == before
+
+
+@pytest.mark.corpus
+def test_check_of_a_broken_release_never_imports_libcst(installed_tree):
+    handler = installed_tree("4.1.3")
+    code = "import sys; from fixer.cli import main; main(['check', sys.argv[1]]); print('libcst' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(handler)], capture_output=True, text=True, cwd=corpus.ROOT, timeout=60
+    )
+    assert result.stdout.strip() == "False" and f"{handler}: {BROKEN_UPSTREAM}" in result.stderr, result.stderr
 
 
 @pytest.mark.corpus
