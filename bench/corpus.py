@@ -169,14 +169,21 @@ def _run_or_unavailable(command, what: str) -> None:
 
 
 def release_row(version: str) -> str:
-    """The README table row of a release: layout, fixes that apply, what ``apply`` does."""
+    """The README table row of a release: layout, fixes that apply, what ``apply`` does (to the handler as the
+    wheel installs it, with its wrapper and modules beside it)."""
     from codemods.engine import assess
+    from codemods.known_breakage import known_breakage
     from codemods.registry import FIX_NAMES
     from codemods.status import FixStatus
 
     shape, plans = assess(handler(version))
     applied = ", ".join(name for name in FIX_NAMES if plans[name].status == FixStatus.PENDING) or "none"
-    return f"| {version} | {shape.layout} | {applied} | {'patched' if applied != 'none' else 'already-fixed'} |"
+    outcome = "patched" if applied != "none" else "already-fixed"
+    if shape.upstream_fixed and applied == "none":
+        installed = unpacked(version) / HANDLER_IN_WHEEL
+        if known_breakage(installed, installed.read_bytes()) is not None:
+            outcome = "broken-upstream"
+    return f"| {version} | {shape.layout} | {applied} | {outcome} |"
 
 
 if __name__ == "__main__":  # python -m bench.corpus: print the README's release table

@@ -44,6 +44,9 @@ class FileStatus(Status):
     UNSUPPORTED = "unsupported"
     ERROR = "error"
     DAMAGED = "damaged"
+    # claude-mpm's own hook (4.x and later) known to break in real use: left byte-identical, exit 0, never "ok";
+    # the result's note names the problem and the release to upgrade to.
+    BROKEN_UPSTREAM = "broken-upstream"
 
 
 class VerifyStatus(Status):

@@ -24,6 +24,7 @@ from codemods.shape import Shape, UnsupportedShape, read_marks
 from codemods.status import FileStatus, FixStatus
 
 from . import safe_write
+from .breakage_notes import with_breakage_note
 from .results import FileError, FileResult, FixResult
 from .safe_write import BACKUP_SUFFIX, atomic_write, backups, file_mode, folder_lock, newest_backup
 from .targets import claude_mpm_version
@@ -107,7 +108,7 @@ def check_file(path: Path, select: Sequence[str]) -> FileResult:
         return _internal_error(path, error)
     fixes = _fix_results(found.plans, found.shape, select, ())
     status = FileStatus.PENDING if any(f.status == FixStatus.PENDING for f in fixes) else FileStatus.OK
-    return FileResult(str(path), status, found.shape.layout, fixes)
+    return with_breakage_note(FileResult(str(path), status, found.shape.layout, fixes), target, source, found.shape)
 
 
 # ---------------------------------------------------------------- damaged by claude-mpm's own fix script
@@ -205,10 +206,13 @@ def _apply_locked(path: Path, target: Path, select, settings: Settings, dry_run:
     if isinstance(done, Damaged):
         return _repair(path, target, original, done, select, settings, dry_run)
     fixes = _fix_results(done.plans, done.shape, select, done.applied)
+    if not done.changed:
+        unchanged = FileResult(str(path), _apply_status(done, fixes), done.shape.layout, fixes)
+        return with_breakage_note(unchanged, target, original, done.shape)
     diff, backup = "", None
-    if done.changed and dry_run:
+    if dry_run:
         diff = unified_diff(str(path), original, done.source)
-    elif done.changed:
+    else:
         backup = safe_write.write_patch(target, original, done.source, ours=bool(done.shape.marks))
     return FileResult(str(path), _apply_status(done, fixes), done.shape.layout, fixes, diff=diff, backup=backup)
 

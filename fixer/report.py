@@ -32,6 +32,7 @@ STYLES: dict[Status, str] = {
     FileStatus.UNSUPPORTED: "bold red",
     FileStatus.ERROR: "bold red",
     FileStatus.DAMAGED: "bold red",
+    FileStatus.BROKEN_UPSTREAM: "bold yellow",
     VerifyStatus.PASS: "bold green",
     VerifyStatus.FAIL: "bold red",
 }
@@ -118,11 +119,17 @@ class Report:
     def next_step(self) -> str:
         """What the user can do next, said after the summary."""
         counts = self.counts
+        nudge = ""
         if self.command == Command.CHECK and counts.get(FileStatus.PENDING):
-            return "run `fix-memory-leaks apply` to patch"
+            nudge = "run `fix-memory-leaks apply` to patch"
         if self.command == Command.APPLY and any(counts.get(status) for status in WRITTEN):
-            return "run again without --dry-run to write it" if self.dry_run else "undo with `fix-memory-leaks restore`"
-        return ""
+            nudge = (
+                "run again without --dry-run to write it" if self.dry_run else "undo with `fix-memory-leaks restore`"
+            )
+        if counts.get(FileStatus.BROKEN_UPSTREAM):
+            upgrade = "claude-mpm's own hook breaks in real use where a note says so: upgrade claude-mpm"
+            nudge = f"{nudge}; {upgrade}" if nudge else upgrade
+        return nudge
 
     def as_json(self) -> dict[str, object]:
         document: dict[str, object] = {
@@ -164,6 +171,8 @@ class Report:
         if result.message:
             line.append(f"  {result.message}")
         console.print(line)
+        if getattr(result, "note", ""):
+            console.print(Text(f"  note: {result.note}", style="yellow"))
         reasons = {fix.reason for fix in result.fixes}
         all_not_applicable = all(fix.status == FixStatus.NOT_APPLICABLE for fix in result.fixes)
         if all_not_applicable and len(reasons) == 1 and not options.verbose:
@@ -181,13 +190,17 @@ class Report:
             console.print(Text(f"  backup: {result.backup}", style="dim"))
 
     def render_github(self, stream: TextIO | None = None) -> None:
-        """GitHub Actions workflow commands: one annotation per pending fix, one per failed file."""
+        """GitHub Actions workflow commands: one annotation per pending fix, one per failed file, and a warning per
+        file whose note says that claude-mpm's own hook breaks in real use."""
         stream = stream or sys.stdout
         for result in cast("Sequence[FileResult]", self.results):
             path = _escape_property(result.path)
             if result.status in FAILED_FILE:
                 stream.write(f"::error file={path},title=fix-memory-leaks {result.status}::{_escape(result.message)}\n")
                 continue
+            if result.note:  # a warning: the file is left as it is and the exit code stays 0
+                title = f"fix-memory-leaks {result.status}"
+                stream.write(f"::warning file={path},line={result.note_line},title={title}::{_escape(result.note)}\n")
             for fix in result.fixes:
                 if fix.status == FixStatus.PENDING:
                     message = f"memory-leak fix '{fix.name}' is pending: run `fix-memory-leaks apply`"

@@ -26,6 +26,8 @@ class FileResult:
     message: str = ""
     diff: str = ""
     backup: str | None = None
+    note: str = ""  # why claude-mpm's own hook breaks in real use, and the release that works ("" otherwise)
+    note_line: int = 0  # the handler line the note is about (for annotations)
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -35,6 +37,7 @@ class FileResult:
             "fixes": [{"name": f.name, "status": f.status, "reason": f.reason, "line": f.line} for f in self.fixes],
             "message": self.message,
             "backup": self.backup,
+            "note": self.note,
         }
 
 

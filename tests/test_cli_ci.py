@@ -75,7 +75,7 @@ def test_check_json_has_the_documented_keys_and_agrees_with_the_exit_code(capsys
     by_path = {entry["path"]: entry for entry in document["files"]}
     assert set(by_path) == {str(path) for path in [*handlers.values(), stranger]}
     for entry in document["files"]:
-        assert set(entry) == {"path", "status", "layout", "fixes", "message", "backup"}
+        assert set(entry) == {"path", "status", "layout", "fixes", "message", "backup", "note"}
         for fix in entry["fixes"]:
             assert set(fix) == {"name", "status", "reason", "line"}
             assert isinstance(fix["line"], int)
