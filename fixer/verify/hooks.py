@@ -152,20 +152,20 @@ def hook_run(target: Target) -> HookRun:
             "python hook_handler.py (no wrapper beside it: as 3.x's hook_wrapper.sh runs it)",
             handler_text.encode(),
             hard_codes_port(handler_text),
-            has_dashboard=True,
+            has_dashboard="socketio" in handler_text,  # no install around it: the handler's own client says
         )
     code = "\n".join(path.read_text(errors="replace") for path in sorted(hooks.rglob("*.py")))
     has_dashboard = any("socketio" in path.name or path.name == "dashboard" for path in package.rglob("*"))
-    if script == ENTRY_POINT:
+    if isinstance(script, str):  # the entry point
         found = entry_point(package)
         if found is None:
             raise LookupError(f"the registered command {target.command!r} names no entry point of this install")
-        module, function = found
-        command = [target.python, "-c", f"import sys; from {module} import {function}; sys.exit({function}())"]
-        launch = Launch(command, {}, reply_contract(handler_text), module=module, function=function)
+        entry_module, function = found
+        command = [target.python, "-c", f"import sys; from {entry_module} import {function}; sys.exit({function}())"]
+        launch = Launch(command, {}, reply_contract(handler_text), module=entry_module, function=function)
         return HookRun(
             launch,
-            f"the {ENTRY_POINT} entry point ({module}:{function})",
+            f"the {ENTRY_POINT} entry point ({entry_module}:{function})",
             code.encode(),
             hard_codes_port(code),
             has_dashboard,
