@@ -208,7 +208,7 @@ def test_time_against_a_server_that_never_answers_is_reported_not_failed():
 # server up; tests/test_verify.py runs the installs themselves).
 
 
-def family(per_process_changes: dict, long_lived: dict | None | str = "good") -> dict:
+def family(per_process_changes: dict, long_lived: dict | str | None = "good") -> dict:
     document = good_document()
     document["per_process"][driver.SERVER_UP].update(per_process_changes)
     if long_lived is None:
