@@ -301,3 +301,19 @@ def test_without_a_namespace_a_taken_hard_coded_port_is_refused(required, tmp_pa
     result = verdict(run)
     assert (run.returncode, result["status"]) == (2, "error")
     assert result["message"].startswith(f"refused: this release's hook sends its events to port {DASHBOARD_PORT}")
+
+
+def test_a_registered_python_hook_of_5x_is_run_and_its_hook_execution_events_counted(required):
+    """The settings may name 5.x's claude-hook-handler.sh instead of the fast hook: verify runs what is registered."""
+    from fixer.verify import Target, verify_target
+
+    python = required(corpus.installed, "5.9.10")
+    package = next(python.parents[1].glob("lib/python*/site-packages/claude_mpm"))
+    script = package / "scripts" / "claude-hook-handler.sh"
+    target = Target(package / "hooks" / "claude_hooks" / "hook_handler.py", str(python), str(script), "test")
+    result = verify_target(target, events=2)
+    assert (result.status, result.reasons) == ("pass", [])
+    assert result.hook["how"].endswith("(as claude-hook-handler.sh runs it)") and result.hook["reply"] == "continue"
+    assert result.figures is not None and result.figures.server_up is not None
+    assert result.figures.server_up.delivered is not None
+    assert result.figures.server_up.delivered["hook.hook_execution"] == 2

@@ -106,6 +106,11 @@ def verdict_of(document: dict, expectation: Expectation = SOCKETIO_HANDLER):
 def test_expected_deliveries_follow_what_the_release_emits():
     assert expected_deliveries(b"", {"PreToolUse": 2, "Stop": 1}) == {"hook.pre_tool": 2, "hook.stop": 1}
     assert expected_deliveries(ANNOUNCES_SUBAGENTS, {"PreToolUse": 2}) == {"hook.pre_tool": 2, "hook.subagent_start": 2}
+    # 5.x's Python hook adds one hook_execution per hook event.
+    assert expected_deliveries(b'self._emit_socketio_event("", "hook_execution", data)', {"Stop": 2}) == {
+        "hook.stop": 2,
+        "hook.hook_execution": 2,
+    }
     # 4.1.10+ write it with double quotes: the same event.
     assert expected_deliveries(b'emit("subagent_start", data)', {"PreToolUse": 1}) == {
         "hook.pre_tool": 1,

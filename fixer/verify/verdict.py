@@ -30,6 +30,9 @@ EMITS = {
 # 3.5 and later also announce each Task delegation (the events' PreToolUse is a Task).
 SUBAGENT_START = "hook.subagent_start"
 SUBAGENT_START_MARK = re.compile(rb"""["']subagent_start["']""")
+# 5.x's Python hook also reports each hook's own run, one hook_execution event per hook event.
+HOOK_EXECUTION = "hook.hook_execution"
+HOOK_EXECUTION_MARK = re.compile(rb"""["']hook_execution["']""")
 SLOW_SECONDS = 2.0  # a hook slower than this against a hung dashboard is flagged
 CONDITION_WORDS = {
     SERVER_UP: "with the server up",
@@ -63,6 +66,8 @@ def expected_deliveries(source: bytes, sent: dict[str, int]) -> dict[str, int]:
             expected[EMITS[kind]] = expected.get(EMITS[kind], 0) + count
     if SUBAGENT_START_MARK.search(source) and sent.get("PreToolUse"):
         expected[SUBAGENT_START] = sent["PreToolUse"]
+    if HOOK_EXECUTION_MARK.search(source):
+        expected[HOOK_EXECUTION] = sum(count for kind, count in sent.items() if kind in EMITS)
     return expected
 
 
