@@ -106,3 +106,18 @@ fi
     assert invocation(wrapper) == ["-m", "some.module"]
     assert reply_contract(wrapper) == REPLY_ACTION
     assert reply_contract("# echo '{\"continue\": true}'\n", 'print(json.dumps({"continue": True}))') == "continue"
+
+
+def test_the_entry_point_is_run_as_its_console_script_would_be(required):
+    run = run_of("5.9.10", required, command="claude-hook")
+    assert run.how == f"the claude-hook entry point ({MODULE}:main)"
+    assert run.launch.command[1:] == ["-c", f"import sys; from {MODULE} import main; sys.exit(main())"]
+    assert (run.launch.module, run.launch.reply, run.notes) == (MODULE, "continue", [])
+
+
+def test_a_registered_command_this_tool_cannot_run_is_said_not_hidden(required):
+    run = run_of("4.1.10", required, command="/usr/local/bin/some-other-hook --flag")
+    assert run.notes == [
+        "the registered command '/usr/local/bin/some-other-hook --flag' is not a hook this tool can run: "
+        "ran claude-hook-handler.sh"
+    ]

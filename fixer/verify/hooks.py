@@ -154,6 +154,9 @@ def hook_run(target: Target) -> HookRun:
             hard_codes_port(handler_text),
             has_dashboard="socketio" in handler_text,  # no install around it: the handler's own client says
         )
+    notes = []
+    if target.command and isinstance(script, Path) and script.name not in target.command:
+        notes.append(f"the registered command {target.command!r} is not a hook this tool can run: ran {script.name}")
     code = "\n".join(path.read_text(errors="replace") for path in sorted(hooks.rglob("*.py")))
     has_dashboard = any("socketio" in path.name or path.name == "dashboard" for path in package.rglob("*"))
     if isinstance(script, str):  # the entry point
@@ -169,6 +172,7 @@ def hook_run(target: Target) -> HookRun:
             code.encode(),
             hard_codes_port(code),
             has_dashboard,
+            notes,
         )
     wrapper = script.read_text(errors="replace")
     environment = exported(wrapper)
@@ -182,6 +186,7 @@ def hook_run(target: Target) -> HookRun:
             wrapper.encode(),
             hard_codes_port(wrapper),
             has_dashboard,
+            notes,
         )
     arguments = [word.replace("$SCRIPT_DIR/hook_handler.py", str(handler)) for word in arguments]
     module = arguments[arguments.index("-m") + 1] if "-m" in arguments[:-1] else None
@@ -195,6 +200,7 @@ def hook_run(target: Target) -> HookRun:
         (code + wrapper).encode(),
         hard_codes_port(code + wrapper),
         has_dashboard,
+        notes,
     )
 
 
