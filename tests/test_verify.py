@@ -69,6 +69,7 @@ PER_PROCESS_KEYS = {
     "connections_left_open",
     "exit_errors",
     "channels",
+    "errors_reported",
 }
 LONG_LIVED_KEYS = {
     "calls",
@@ -97,7 +98,7 @@ FAMILIES = {
     "4.0.4": ("fail", "hook processes failed with the server up (ImportError: attempted relative import"),
     "4.0.20": ("fail", "per process: nothing delivered"),
     "4.1.1": ("fail", "per process: nothing delivered"),
-    "4.1.5": ("fail", "per process: nothing delivered"),
+    "4.1.5": ("fail", "the hooks wrote: Error handling UserPromptSubmit: 'ClaudeHookHandler' object has no attribute"),
     "4.1.10": ("pass", None),
     "5.9.10": ("pass", None),
 }

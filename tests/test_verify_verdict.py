@@ -258,6 +258,11 @@ NOTHING = {"delivered": {}, "channels": {}, "connections_opened": 0}
             id="4.0.11-4.0.34 over polling, 4.1.0-4.1.8: nothing reaches the dashboard",
         ),
         pytest.param(
+            family({**NOTHING, "errors_reported": ["Error handling PreToolUse: no attribute '_git_branch_cache'"]}),
+            ["per process: nothing delivered: 0 of 9 events reached the dashboard; the hooks wrote: Error handling"],
+            id="4.1.3-4.1.8: an error the hook swallows, named",
+        ),
+        pytest.param(
             family({"channels": {"http": 9}}, {"channels": {"http": 9}, "collections": {}}),
             [],
             id="4.1.10+: HTTP POST /api/events",

@@ -37,6 +37,7 @@ import io
 import itertools
 import json
 import os
+import re
 import signal
 import socket
 import statistics
@@ -584,6 +585,7 @@ class PerProcessRun:
     connections_left_open: int | None = None  # still open at the server after the settle time
     exit_errors: int = 0  # processes that ended with an error (the wrapper then replies continue itself)
     channels: dict[str, int] | None = None  # socketio / http -> events received that way
+    errors_reported: list[str] = field(default_factory=list)  # distinct error lines the hooks wrote on stderr
 
     def as_json(self) -> dict:
         figures = asdict(self)
@@ -626,6 +628,7 @@ def run_per_process(
     seconds: list[float] = []
     failures: list[str] = []
     hung = not_continue = exit_errors = 0
+    errors_reported: list[str] = []
     with project_folders() as cwds, _condition(condition, launch.port) as (port, server):
         environment = wrapper_environment(port, launch.environment)
         for done, event in enumerate(hook_events(events, cwds), start=1):
@@ -644,12 +647,21 @@ def run_per_process(
             elif not replied:
                 failure = f"exit {returncode}, no continue reply: {_last_line(stderr) or repr(stdout[:120])}"
             not_continue += not replied
+            _collect_errors(errors_reported, stderr)
             if failure is not None and len(failures) < FAILURE_EXAMPLES:
                 failures.append(f"hook {done} ({kind}): {failure}")
             if progress is not None:
                 progress(done, events)
         run = PerProcessRun(
-            condition, hang_limit, dict(sent), seconds, hung, not_continue, failures, exit_errors=exit_errors
+            condition,
+            hang_limit,
+            dict(sent),
+            seconds,
+            hung,
+            not_continue,
+            failures,
+            exit_errors=exit_errors,
+            errors_reported=errors_reported,
         )
         if server is not None:
             server.settle(settle)
@@ -682,6 +694,17 @@ def _run_hook(
         stdout, stderr = process.communicate()
         return hang_limit, None, stdout, stderr
     return time.perf_counter() - started, process.returncode, stdout, stderr
+
+
+ERROR_LINE = re.compile(r"error|exception", re.IGNORECASE)
+
+
+def _collect_errors(collected: list[str], stderr: str) -> None:
+    """Keep the first few distinct lines where a hook reports an error it then swallowed (4.1.3-4.1.8 do)."""
+    for line in stderr.splitlines():
+        line = line.strip()[:200]
+        if ERROR_LINE.search(line) and line not in collected and len(collected) < FAILURE_EXAMPLES:
+            collected.append(line)
 
 
 def _kill_group(process: subprocess.Popen) -> None:

@@ -29,6 +29,7 @@ class PerProcess:
     connections_left_open: int | None = None
     exit_errors: int = 0
     channels: dict[str, int] | None = None
+    errors_reported: list[str] = field(default_factory=list)
     hook_seconds_median: float | None = None
     hook_seconds_max: float | None = None
     expected: dict[str, int] | None = None  # filled in by the verdict: what the dashboard should have got

@@ -127,7 +127,10 @@ def _per_process_reasons(run: PerProcess, expectation: Expectation) -> list[str]
             "(as this release's Claude Code contract asks)"
         )
     if run.expected is not None and run.delivered is not None:
-        reasons += _delivery_reasons("per process", run.delivered, run.expected)
+        lost = _delivery_reasons("per process", run.delivered, run.expected)
+        if lost and run.errors_reported and not run.exit_errors:
+            lost[0] += f"; the hooks wrote: {run.errors_reported[0]}"
+        reasons += lost
         if run.connections_left_open:
             opened = _count(run.connections_opened or 0, "connection")
             reasons.append(
