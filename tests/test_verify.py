@@ -220,10 +220,12 @@ def test_patched_install_passes_over_both_transports(version, required, tmp_path
 def families(required, tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
     """verify (json) on one real install of each later family, three at a time."""
     cwd = tmp_path_factory.mktemp("families")
-    pythons = {version: str(required(corpus.installed, version)) for version in FAMILIES}
+
+    def install_and_verify(version: str) -> subprocess.CompletedProcess:  # the installs, too, go side by side
+        return verify(str(required(corpus.installed, version)), cwd, events=FAMILY_EVENTS)
+
     with ThreadPoolExecutor(max_workers=3) as pool:
-        runs = {version: pool.submit(verify, python, cwd, events=FAMILY_EVENTS) for version, python in pythons.items()}
-        return {version: run.result() for version, run in runs.items()}
+        return dict(zip(FAMILIES, pool.map(install_and_verify, FAMILIES)))
 
 
 @pytest.mark.parametrize("version", list(FAMILIES))
