@@ -29,7 +29,7 @@ from pathlib import Path
 from bench import corpus, table
 from codemods.engine import fix_source
 from fixer.verify import expected_deliveries
-from fixer.verify_driver import NO_SERVER, SERVER_UP, WEDGED, PerProcessRun, run_per_process
+from fixer.verify.driver import NO_SERVER, SERVER_UP, WEDGED, PerProcessRun, run_per_process
 
 # (label, release, patched by this tool)
 VARIANTS = (("unpatched 3.8.1", "3.8.1", False), ("upstream 3.9.4", "3.9.4", False), ("ours 3.8.1", "3.8.1", True))

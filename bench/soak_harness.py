@@ -4,7 +4,7 @@ Used by the soak test (``tests/test_soak.py``) and the benchmarks (``bench.leak`
 and by nothing the command line runs, so it lives here, out of the wheel. One way to load a
 handler, feed it hook events and measure what it leaves behind, so the test and the plots cannot
 disagree on method. The server, the hook events, the way a hook is called and its environment
-(``fixer.hook_env``) are the ones ``fix-memory-leaks verify`` uses (``verify_driver``).
+(``fixer.verify.driver.wrapper_variables``) are the ones ``fix-memory-leaks verify`` uses.
 
 Claude Code runs the hook as ``main()`` with the event as JSON on stdin and reads the
 reply on stdout; :func:`soak` does exactly that, N times in one process, which is what
@@ -30,8 +30,7 @@ import psutil
 
 from codemods.settings import Settings
 from codemods.shape import CLEANUP_INTERVAL, EVENT_COUNTER, GIT_CACHE, HANDLER_CLASS, TRACKED_COLLECTIONS
-from fixer.hook_env import wrapper_variables
-from fixer.verify_driver import (
+from fixer.verify.driver import (
     SocketIOServer,
     call_hook,
     collection_sizes,
@@ -40,6 +39,7 @@ from fixer.verify_driver import (
     observe_handle,
     project_folders,
     raise_to,
+    wrapper_variables,
 )
 
 # Every collection whose size a run records: the tracked dicts and the git-branch cache.
@@ -142,7 +142,7 @@ def load_handler(source: bytes, root: Path) -> ModuleType:
 
 @contextlib.contextmanager
 def hook_environment(port: int) -> Iterator[None]:
-    """The environment claude-mpm's wrapper gives its hook (``fixer.hook_env``), for this process."""
+    """The environment claude-mpm's wrapper gives its hook (``driver.wrapper_variables``), for this process."""
     values = wrapper_variables(port)
     saved = {name: os.environ.get(name) for name in values}
     os.environ.update(values)

@@ -341,11 +341,11 @@ def cmd_verify(args) -> int:
     events = DEFAULT_EVENTS if args.events is None else args.events
     quiet = args.quiet or args.format == "json"
     if args.installed and args.python is None and not args.paths:
-        from .verify import verify_target
+        from .verify import verify_installed
 
         targets = _installed_targets(args, errors_reported=True)
         with progress_display(sys.stderr, quiet=quiet, no_color=args.no_color) as progress:
-            results = [verify_target(target, events, progress) for target in targets]
+            results = [verify_installed(found, events, progress(Path(found.label))) for found in targets]
     else:
         paths = _handlers(args, python_runs_them=True)
         python = args.python or sys.executable

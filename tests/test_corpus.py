@@ -21,8 +21,8 @@ from codemods.settings import Settings
 from codemods.shape import CLEANUP_METHOD, TRACKED_COLLECTIONS
 from codemods.status import FileStatus, FixStatus
 from fixer.cli import main
-from fixer.hook_env import wrapper_variables
 from fixer.pipeline import apply_file, check_file
+from fixer.verify.driver import wrapper_variables
 from tests.helpers_pyflakes import undefined_names
 
 pytestmark = pytest.mark.corpus

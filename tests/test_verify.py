@@ -14,8 +14,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,6 +27,8 @@ import pytest
 
 from bench import corpus
 from fixer.cli import main
+from fixer.verify.driver import DASHBOARD_PORT, SETTLE_SECONDS
+from fixer.verify.runner import namespace_available
 
 pytestmark = pytest.mark.deploy
 
@@ -34,6 +39,10 @@ FILE_KEYS = {
     "status",
     "reasons",
     "notes",
+    "flags",
+    "hook",
+    "isolation",
+    "claude_code",
     "layout",
     "message",
     "python",
@@ -59,6 +68,9 @@ PER_PROCESS_KEYS = {
     "expected",
     "connections_opened",
     "connections_left_open",
+    "exit_errors",
+    "channels",
+    "errors_reported",
 }
 LONG_LIVED_KEYS = {
     "calls",
@@ -79,6 +91,17 @@ LONG_LIVED_KEYS = {
     "collections",
     "cleanup_interval",
     "max_connections",
+    "channels",
+}
+# One release per family the package index serves (issue 17), and what verify must say of each.
+FAMILY_EVENTS = 3  # a prompt, a Task delegation, its result: every kind of event the families treat apart
+FAMILIES = {
+    "4.0.4": ("fail", "hook processes failed with the server up (ImportError: attempted relative import"),
+    "4.0.20": ("fail", "per process: nothing delivered"),
+    "4.1.1": ("fail", "per process: nothing delivered"),
+    "4.1.5": ("fail", "the hooks wrote: Error handling UserPromptSubmit: 'ClaudeHookHandler' object has no attribute"),
+    "4.1.10": ("pass", None),
+    "5.9.10": ("pass", None),
 }
 
 
@@ -90,9 +113,16 @@ def pristine_install(version: str, required) -> Iterator[str]:
         yield str(python)
 
 
-def verify(python: str, cwd: Path, websocket: Path | None = None, output: str = "json") -> subprocess.CompletedProcess:
+def verify(
+    python: str,
+    cwd: Path,
+    websocket: Path | None = None,
+    output: str = "json",
+    events: int = EVENTS,
+    **variables: str,
+) -> subprocess.CompletedProcess:
     """``fix-memory-leaks verify --installed`` as a user runs it; ``websocket``: websocket-client's folder."""
-    environment = dict(os.environ, NO_COLOR="1")
+    environment = dict(os.environ, NO_COLOR="1", **variables)
     environment.pop("PYTHONPATH", None)
     if websocket is not None:
         environment["PYTHONPATH"] = str(websocket)
@@ -105,7 +135,7 @@ def verify(python: str, cwd: Path, websocket: Path | None = None, output: str = 
         "--python",
         python,
         "--events",
-        str(EVENTS),
+        str(events),
         "--format",
         output,
     ]
@@ -165,10 +195,11 @@ def test_json_has_the_documented_keys(contrasts):
     assert document["summary"] == {"fail": 1}
     result = document["files"][0]
     assert set(result) == FILE_KEYS
-    assert set(result["per_process"]) == {"server_up", "no_server"}
-    for run in result["per_process"].values():
+    assert set(result["per_process"]) == {"server_up", "no_server", "wedged"}
+    for condition, run in result["per_process"].items():
         assert set(run) == PER_PROCESS_KEYS
-        assert len(run["hook_seconds"]) == EVENTS
+        assert len(run["hook_seconds"]) == (3 if condition == "wedged" else EVENTS)
+    assert result["hook"]["how"] == "python hook_handler.py (as hook_wrapper.sh runs it)"
     assert set(result["long_lived"]) == LONG_LIVED_KEYS
     assert set(result["long_lived"]["collections"]["active_delegations"]) == {"peak", "limit", "limit_name"}
     assert result["packages"]["claude-mpm"] == "3.9.4"
@@ -184,3 +215,111 @@ def test_patched_install_passes_over_both_transports(version, required, tmp_path
     for run, transport in ((polling, "polling"), (over_websocket, "websocket")):
         result = verdict(run)
         assert (run.returncode, result["status"], result["transport"]) == (0, "pass", transport), result["reasons"]
+
+
+@pytest.fixture(scope="module")
+def families(required, tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
+    """verify (json) on one real install of each later family, three at a time."""
+    cwd = tmp_path_factory.mktemp("families")
+
+    def install_and_verify(version: str) -> subprocess.CompletedProcess:  # the installs, too, go side by side
+        return verify(str(required(corpus.installed, version)), cwd, events=FAMILY_EVENTS)
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        return dict(zip(FAMILIES, pool.map(install_and_verify, FAMILIES)))
+
+
+@pytest.mark.parametrize("version", list(FAMILIES))
+def test_each_family_is_judged_by_what_its_hook_does(version, families):
+    status, reason = FAMILIES[version]
+    run = families[version]
+    result = verdict(run)
+    assert (result["status"], run.returncode) == (status, 0 if status == "pass" else 1), result["reasons"]
+    if reason is not None:
+        assert any(reason in line for line in result["reasons"]), result["reasons"]
+    else:
+        assert result["reasons"] == []
+    assert result["packages"]["claude-mpm"] == version
+
+
+def test_later_releases_post_over_http_and_5x_runs_its_shell_hook(families):
+    later, fast = verdict(families["4.1.10"]), verdict(families["5.9.10"])
+    assert later["per_process"]["server_up"]["channels"] == {"http": FAMILY_EVENTS + 1}  # + the subagent_start
+    assert later["hook"]["how"].endswith("(as claude-hook-handler.sh runs it)")
+    assert fast["hook"]["how"].startswith("bash claude-hook-fast.sh") and fast["long_lived"] is None
+    assert fast["per_process"]["server_up"]["delivered"] == {
+        "hook.user_prompt": 1,
+        "hook.pre_tool": 1,
+        "hook.post_tool": 1,
+    }
+
+
+@contextlib.contextmanager
+def listener_on_dashboard_port() -> Iterator[list]:
+    """A listener on 127.0.0.1:8765 outside verify, recording every connection it gets (skips if the port is taken)."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        listener.bind(("127.0.0.1", DASHBOARD_PORT))
+    except OSError:
+        listener.close()
+        pytest.skip(f"port {DASHBOARD_PORT} is in use here: the test needs it for its own listener")
+    listener.listen(16)
+    connections: list = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                connections.append(listener.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield connections
+    finally:
+        with contextlib.suppress(OSError):
+            listener.shutdown(socket.SHUT_RDWR)
+        listener.close()
+        thread.join(5)
+        for connection in connections:
+            connection.close()
+
+
+def test_a_dashboard_on_the_hard_coded_port_receives_nothing(required, tmp_path):
+    """4.1.10 posts to 8765 and 5.x's fast hook to its port variable: neither reaches a server verify did not start."""
+    if not namespace_available():
+        pytest.skip("no private network namespace on this system: verify refuses instead (the next test)")
+    pythons = [str(required(corpus.installed, version)) for version in ("4.1.10", "5.9.10")]
+    with listener_on_dashboard_port() as connections:
+        runs = [verify(python, tmp_path, events=2) for python in pythons]
+        time.sleep(SETTLE_SECONDS)
+        assert connections == []
+    for run in runs:
+        result = verdict(run)
+        assert result["status"] == "pass", result["reasons"]
+        assert result["isolation"].startswith("private network namespace")
+
+
+def test_without_a_namespace_a_taken_hard_coded_port_is_refused(required, tmp_path):
+    python = str(required(corpus.installed, "4.1.10"))
+    with listener_on_dashboard_port() as connections:
+        run = verify(python, tmp_path, events=1, FIX_MEMORY_LEAKS_NETNS="0")
+        assert connections == []
+    result = verdict(run)
+    assert (run.returncode, result["status"]) == (2, "error")
+    assert result["message"].startswith(f"refused: this release's hook sends its events to port {DASHBOARD_PORT}")
+
+
+def test_a_registered_python_hook_of_5x_is_run_and_its_hook_execution_events_counted(required):
+    """The settings may name 5.x's claude-hook-handler.sh instead of the fast hook: verify runs what is registered."""
+    from fixer.verify import Target, verify_target
+
+    python = required(corpus.installed, "5.9.10")
+    package = next(python.parents[1].glob("lib/python*/site-packages/claude_mpm"))
+    script = package / "scripts" / "claude-hook-handler.sh"
+    target = Target(package / "hooks" / "claude_hooks" / "hook_handler.py", str(python), str(script), "test")
+    result = verify_target(target, events=2)
+    assert (result.status, result.reasons) == ("pass", [])
+    assert result.hook["how"].endswith("(as claude-hook-handler.sh runs it)") and result.hook["reply"] == "continue"
+    assert result.figures is not None and result.figures.server_up is not None
+    assert result.figures.server_up.delivered is not None
+    assert result.figures.server_up.delivered["hook.hook_execution"] == 2

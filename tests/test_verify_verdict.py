@@ -18,14 +18,17 @@ from pathlib import Path
 
 import pytest
 
-import fixer.verify_driver as driver
+import fixer.verify.driver as driver
 from codemods import shape
 from fixer.cli import main
-from fixer.verify import DEFAULT_EVENTS, add_expected, expected_deliveries, judge
+from fixer.verify import DEFAULT_EVENTS, Expectation, expected_deliveries, judge
+from fixer.verify.figures import Figures
+from fixer.verify.verdict import add_expected
 
 ROOT = Path(__file__).resolve().parent.parent
 SENT = {"UserPromptSubmit": 2, "PreToolUse": 2, "PostToolUse": 1, "SubagentStop": 1, "Stop": 1}
 ANNOUNCES_SUBAGENTS = b"self._emit_socketio_event('/hook', 'subagent_start', data)"
+SOCKETIO_HANDLER = Expectation(ANNOUNCES_SUBAGENTS, expects_events=True)
 DELIVERED = {
     "hook.user_prompt": 2,
     "hook.pre_tool": 2,
@@ -36,65 +39,88 @@ DELIVERED = {
 }
 
 
-def per_process(condition: str, counted: bool) -> dict:
+def per_process(condition: str, counted: bool, hooks: int = 7) -> dict:
     return {
         "condition": condition,
         "hang_limit": 10.0,
         "sent": dict(SENT),
-        "hook_seconds": [0.5] * 7,
+        "hook_seconds": [0.5] * hooks,
         "hung": 0,
         "replies_not_continue": 0,
         "failures": [],
         "delivered": dict(DELIVERED) if counted else None,
         "connections_opened": 7 if counted else None,
         "connections_left_open": 0 if counted else None,
+        "exit_errors": 0,
+        "channels": {"socketio": 9} if counted else None,
         "hook_seconds_median": 0.5,
         "hook_seconds_max": 0.5,
     }
 
 
-def good_figures() -> dict:
-    """What a handler that does everything right gives: the patched handler's goal."""
-    return add_expected(
-        {
-            "per_process": {
-                driver.SERVER_UP: per_process(driver.SERVER_UP, True),
-                driver.NO_SERVER: per_process(driver.NO_SERVER, False),
-            },
-            "long_lived": {
-                "calls": 7,
-                "hang_limit": 10.0,
-                "calls_done": 7,
-                "hung_call": None,
-                "exited": True,
-                "exit_code": 0,
-                "exit_seconds": 0.1,
-                "replies_not_continue": 0,
-                "failures": [],
-                "sent": dict(SENT),
-                "delivered": dict(DELIVERED),
-                "connections_opened": 1,
-                "peak_open": 1,
-                "connections_left_open": 0,
-                "collections": {
-                    "active_delegations": {"peak": 250, "limit": 200, "limit_name": "MAX_DELEGATION_TRACKING"},
-                    "_git_branch_cache": {"peak": 3, "limit": None, "limit_name": None},
-                },
-                "cleanup_interval": 100,
-                "max_connections": 3,
-            },
+def good_document() -> dict:
+    """What a handler that does everything right gives: the patched handler's goal (the driver's JSON)."""
+    return {
+        "python": "/usr/bin/python3",
+        "python_version": "3.11.7",
+        "packages": {"claude-mpm": "3.8.1"},
+        "transport": "polling",
+        "events": 7,
+        "hang_limit": 10.0,
+        "claude_code": "stand-in (2.0.0 (Claude Code))",
+        "per_process": {
+            driver.SERVER_UP: per_process(driver.SERVER_UP, True),
+            driver.NO_SERVER: per_process(driver.NO_SERVER, False),
+            driver.WEDGED: per_process(driver.WEDGED, False, hooks=3),
         },
-        ANNOUNCES_SUBAGENTS,
-    )
+        "long_lived": {
+            "calls": 7,
+            "hang_limit": 10.0,
+            "calls_done": 7,
+            "hung_call": None,
+            "exited": True,
+            "exit_code": 0,
+            "exit_seconds": 0.1,
+            "replies_not_continue": 0,
+            "failures": [],
+            "sent": dict(SENT),
+            "delivered": dict(DELIVERED),
+            "connections_opened": 1,
+            "peak_open": 1,
+            "connections_left_open": 0,
+            "collections": {
+                "active_delegations": {"peak": 250, "limit": 200, "limit_name": "MAX_DELEGATION_TRACKING"},
+                "_git_branch_cache": {"peak": 3, "limit": None, "limit_name": None},
+            },
+            "cleanup_interval": 100,
+            "max_connections": 3,
+            "channels": {"socketio": 9},
+        },
+    }
+
+
+def verdict_of(document: dict, expectation: Expectation = SOCKETIO_HANDLER):
+    return judge(add_expected(Figures.from_json(document), expectation), expectation)
 
 
 def test_expected_deliveries_follow_what_the_release_emits():
     assert expected_deliveries(b"", {"PreToolUse": 2, "Stop": 1}) == {"hook.pre_tool": 2, "hook.stop": 1}
     assert expected_deliveries(ANNOUNCES_SUBAGENTS, {"PreToolUse": 2}) == {"hook.pre_tool": 2, "hook.subagent_start": 2}
+    # 5.x's Python hook adds one hook_execution per hook event.
+    assert expected_deliveries(b'self._emit_socketio_event("", "hook_execution", data)', {"Stop": 2}) == {
+        "hook.stop": 2,
+        "hook.hook_execution": 2,
+    }
+    # 4.1.10+ write it with double quotes: the same event.
+    assert expected_deliveries(b'emit("subagent_start", data)', {"PreToolUse": 1}) == {
+        "hook.pre_tool": 1,
+        "hook.subagent_start": 1,
+    }
 
 
 def test_a_handler_that_does_everything_right_passes():
-    assert judge(good_figures(), has_socketio_client=True) == ([], [])
+    verdict = verdict_of(good_document())
+    assert (verdict.status, verdict.reasons, verdict.notes, verdict.flags) == ("pass", [], [], [])
 
 
 def _set(path: str, value):
@@ -123,12 +149,13 @@ def _set(path: str, value):
             _set("per_process.server_up.delivered", {"hook.user_prompt": 2}),
             "per process: events lost: 2 of 9 delivered (lost 2 hook.pre_tool, 1 hook.post_tool",
         ),
+        (_set("per_process.server_up.delivered", {}), "per process: nothing delivered: 0 of 9 events"),
         (_set("per_process.server_up.connections_left_open", 7), "per process: 7 of 7 connections left open"),
         (_set("long_lived.hung_call", 4), "long-lived: call 4 of 7 hung (killed after 10 s)"),
         (_set("long_lived.exited", False), "long-lived: the process did not exit within 10 s of its last call"),
         (_set("long_lived.calls_done", 5), "long-lived: the process ended after 5 of 7 calls (exit code 0)"),
         (_set("long_lived.replies_not_continue", 2), "long-lived: 2 of 7 calls did not reply continue"),
-        (_set("long_lived.delivered", {}), "long-lived: events lost: 0 of 9 delivered"),
+        (_set("long_lived.delivered", {}), "long-lived: nothing delivered: 0 of 9 events"),
         (_set("long_lived.connections_left_open", 1), "long-lived: 1 connection left open at the server"),
         (_set("long_lived.peak_open", 4), "long-lived: 4 connections open at once (at most 3)"),
         (
@@ -138,29 +165,126 @@ def _set(path: str, value):
     ],
 )
 def test_each_failure_is_named(change, reason):
-    figures = copy.deepcopy(good_figures())
-    change(figures)
-    reasons, _ = judge(figures, has_socketio_client=True)
-    assert len(reasons) == 1 and reasons[0].startswith(reason), reasons
+    document = copy.deepcopy(good_document())
+    change(document)
+    verdict = verdict_of(document)
+    assert verdict.status == "fail"
+    assert len(verdict.reasons) == 1 and verdict.reasons[0].startswith(reason), verdict.reasons
 
 
-def test_without_a_socketio_client_events_and_connections_are_not_applicable():
-    figures = good_figures()
-    for run in [figures["per_process"][driver.SERVER_UP], figures["long_lived"]]:
-        run.update(delivered={}, connections_opened=0)
-    figures["long_lived"]["collections"] = {}
-    assert judge(figures, has_socketio_client=False) == (
-        [],
-        ["no Socket.IO client in this handler: events and connections not applicable"],
-    )
+def test_without_a_dashboard_events_and_connections_are_not_applicable():
+    document = good_document()
+    for run in [document["per_process"][driver.SERVER_UP], document["long_lived"]]:
+        run.update(delivered={}, connections_opened=0, connections_left_open=3)
+    document["long_lived"]["collections"] = {}
+    verdict = verdict_of(document, Expectation(b"", expects_events=False))
+    assert (verdict.status, verdict.reasons) == ("pass", [])
+    assert verdict.notes == [
+        "no dashboard in this install and no Socket.IO client in this handler: events not applicable"
+    ]
 
 
 def test_collections_without_a_limit_are_reported_not_judged():
-    figures = good_figures()
-    figures["long_lived"]["collections"]["active_delegations"].update(peak=5000, limit=None)
-    reasons, notes = judge(figures, has_socketio_client=True)
-    assert reasons == []
-    assert notes == ["long-lived: no size limit on active_delegations in this handler: peak sizes reported, not judged"]
+    document = good_document()
+    document["long_lived"]["collections"]["active_delegations"].update(peak=5000, limit=None)
+    verdict = verdict_of(document)
+    assert verdict.reasons == []
+    assert verdict.notes == [
+        "long-lived: no size limit on active_delegations in this handler: peak sizes reported, not judged"
+    ]
+
+
+def test_time_against_a_server_that_never_answers_is_reported_not_failed():
+    document = good_document()
+    wedged = document["per_process"][driver.WEDGED]
+    wedged.update(hook_seconds=[4.4, 4.6, 10.0], hung=1, hook_seconds_median=4.6, hook_seconds_max=10.0)
+    verdict = verdict_of(document)
+    assert (verdict.status, verdict.reasons) == ("pass", [])
+    assert verdict.flags == [
+        "against a server that never answers, a hook takes up to 10.0 s (median 4.6 s of 3 hooks, 1 killed at 10 s): "
+        "Claude Code waits that long on every event while the dashboard hangs"
+    ]
+    wedged.update(hook_seconds=[1.9] * 3, hung=0, hook_seconds_median=1.9, hook_seconds_max=1.9)
+    assert verdict_of(document).flags == []
+
+
+# ---------------------------------------------------------------- one verdict per release family
+# The figures are the shape of what the driver measured on each family's real install (5 events,
+# server up; tests/test_verify.py runs the installs themselves).
+
+
+def family(per_process_changes: dict, long_lived: dict | str | None = "good") -> dict:
+    document = good_document()
+    document["per_process"][driver.SERVER_UP].update(per_process_changes)
+    if long_lived is None:
+        document["long_lived"] = None
+    elif long_lived != "good":
+        document["long_lived"].update(long_lived)
+    return document
+
+
+IMPORT_ERROR = "ImportError: attempted relative import with no known parent package"
+NOTHING = {"delivered": {}, "channels": {}, "connections_opened": 0}
+
+
+@pytest.mark.parametrize(
+    ("document", "expected_reasons"),
+    [
+        pytest.param(
+            family({"delivered": {}, "connections_left_open": 7}, {"connections_left_open": 1}),
+            ["per process: nothing delivered", "per process: 7 of 7 connections left open", "long-lived: 1 connection"],
+            id="3.9.4-3.9.11: upstream's pool, closed only at exit",
+        ),
+        pytest.param(
+            family(
+                {
+                    **NOTHING,
+                    "exit_errors": 7,
+                    "replies_not_continue": 7,
+                    "failures": [f"hook 1 (UserPromptSubmit): exit 1: {IMPORT_ERROR}"],
+                },
+                {"calls_done": 0, "failures": [f"import: ImportError({IMPORT_ERROR!r})"], "delivered": {}},
+            ),
+            [
+                f"per process: 7 of 7 hook processes failed with the server up ({IMPORT_ERROR}); the wrapper answers",
+                "per process: nothing delivered",
+                "long-lived: the handler does not import as its wrapper runs it",
+            ],
+            id="4.0.3-4.0.10: relative imports, run by path",
+        ),
+        pytest.param(
+            family({**NOTHING, "hook_seconds_max": 5.8}, {"delivered": {}, "connections_opened": 0}),
+            ["per process: nothing delivered", "long-lived: nothing delivered"],
+            id="4.0.11-4.0.34 over polling, 4.1.0-4.1.8: nothing reaches the dashboard",
+        ),
+        pytest.param(
+            family({**NOTHING, "errors_reported": ["Error handling PreToolUse: no attribute '_git_branch_cache'"]}),
+            ["per process: nothing delivered: 0 of 9 events reached the dashboard; the hooks wrote: Error handling"],
+            id="4.1.3-4.1.8: an error the hook swallows, named",
+        ),
+        pytest.param(
+            family({"channels": {"http": 9}}, {"channels": {"http": 9}, "collections": {}}),
+            [],
+            id="4.1.10+: HTTP POST /api/events",
+        ),
+        pytest.param(
+            family({"channels": {"http": 9}}, None),
+            [],
+            id="5.x fast hook: a shell script, no long-lived run",
+        ),
+    ],
+)
+def test_each_family_gets_its_verdict(document, expected_reasons):
+    verdict = verdict_of(document)
+    assert len(verdict.reasons) == len(expected_reasons), verdict.reasons
+    for reason, start in zip(verdict.reasons, expected_reasons):
+        assert reason.startswith(start), verdict.reasons
+    assert verdict.status == ("fail" if expected_reasons else "pass")
+
+
+def test_a_shell_hook_has_no_long_lived_run_and_says_so():
+    verdict = verdict_of(family({}, None))
+    assert verdict.notes == ["long-lived: not run (a shell hook: Claude Code starts it once per event)"]
 
 
 # ---------------------------------------------------------------- the driver on stand-in handlers
@@ -209,6 +333,50 @@ def test_per_process_run_counts_deliveries_connections_and_replies(tmp_path):
     assert run.delivered == {"hook.UserPromptSubmit": 1, "hook.PreToolUse": 1}
     assert (run.connections_opened, run.connections_left_open, run.hung) == (2, 0, 0)
     assert run.replies_not_continue == 2 and "no continue reply" in run.failures[0]
+
+
+def test_http_posts_to_api_events_are_counted_like_socketio_events(tmp_path):
+    """4.1.10+ post each event to /api/events on the port in CLAUDE_MPM_SERVER_PORT; 5.x reply {"continue": true}."""
+    handler = stand_in(
+        tmp_path,
+        """\
+        import json, os, sys, urllib.request
+        event = json.load(sys.stdin)
+        body = json.dumps({"type": "hook", "subtype": event["hook_event_name"].lower()}).encode()
+        url = f"http://localhost:{os.environ['CLAUDE_MPM_SERVER_PORT']}/api/events"
+        request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+        urllib.request.urlopen(request, timeout=2).close()
+        print(json.dumps({"continue": True}))
+    """,
+    )
+    launch = driver.Launch([sys.executable, str(handler)], {}, driver.REPLY_CONTINUE, handler=str(handler))
+    run = driver.run_per_process(sys.executable, handler, 2, driver.SERVER_UP, launch=launch)
+    assert run.delivered == {"hook.userpromptsubmit": 1, "hook.pretooluse": 1}
+    assert (run.channels, run.connections_left_open, run.replies_not_continue) == ({"http": 2}, 0, 0)
+    strict = driver.Launch([sys.executable, str(handler)], {}, driver.REPLY_ACTION)
+    assert driver.run_per_process(sys.executable, handler, 1, driver.NO_SERVER, launch=strict).replies_not_continue == 1
+
+
+@pytest.mark.parametrize(
+    ("output", "contract", "accepted"),
+    [
+        pytest.param('{"action": "continue"}\n', driver.REPLY_ACTION, True, id="3.x-4.x"),
+        pytest.param('{"continue": true}\n', driver.REPLY_ACTION, False, id="5.x reply to a 4.x contract"),
+        pytest.param('{"continue": true, "tool_input": {}}\n', driver.REPLY_CONTINUE, True, id="5.x with tool_input"),
+        pytest.param('{"action": "continue"}\n', driver.REPLY_CONTINUE, False, id="4.x reply to a 5.x contract"),
+        pytest.param('{"async": true, "asyncTimeout": 60000}\n', "continue|async", True, id="5.x fast hook"),
+        pytest.param("debug line\n", driver.REPLY_ACTION, False, id="no JSON"),
+    ],
+)
+def test_replies_are_judged_by_the_release_contract(output, contract, accepted):
+    assert driver.replies_continue(output, contract) is accepted
+
+
+def test_a_hook_that_fails_is_counted_as_an_exit_error(tmp_path):
+    handler = stand_in(tmp_path, "from .event_handlers import EventHandlers\n")
+    run = driver.run_per_process(sys.executable, handler, 1, driver.NO_SERVER)
+    assert (run.exit_errors, run.replies_not_continue) == (1, 1)
+    assert run.failures[0].startswith("hook 1 (UserPromptSubmit): exit 1: ImportError: attempted relative import")
 
 
 def test_wedged_server_accepts_and_never_answers():

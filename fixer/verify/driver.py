@@ -4,21 +4,27 @@ This is the driver of ``fix-memory-leaks verify``. It runs inside the interprete
 install being verified, because the handler needs that install's claude_mpm and
 python-socketio, and so does the server that stands in for claude-mpm's dashboard::
 
-    PYTHON verify_driver.py HOOK_HANDLER_PY [--events N] [--hang-limit S]
+    PYTHON driver.py HOOK_HANDLER_PY [--events N] [--hang-limit S] [--launch JSON] [--netns]
 
 prints one JSON object on stdout (progress lines go to stderr). So it imports nothing but
 the standard library, python-socketio and aiohttp, and stays valid on Python 3.8, which
-claude-mpm supports. The in-process soak harness (``fixer.soak``) and the benchmarks use its
+claude-mpm supports. The in-process soak harness (``bench.soak_harness``) and the benchmarks use its
 server and hook events too, so every measurement is made the same way.
 
 Two runs, as claude-mpm has two ways to call the handler:
 
-- per process (:func:`run_per_process`): what ``hook_wrapper.sh`` does for every hook event,
-  ``python hook_handler.py`` with one JSON event on stdin and ``CLAUDE_MPM_SOCKETIO_PORT`` set,
-  the reply read from stdout, one process after another; with the server up, with no
-  server listening, or with a wedged server (a TCP listener that never answers).
+- per process (:func:`run_per_process`): what the release's wrapper does for every hook event
+  (a :class:`Launch`: ``python hook_handler.py`` in 3.x, ``python -m ...`` from 4.0.11, a shell
+  hook in 5.x), one JSON event on stdin and the wrapper's environment set, the reply read from
+  stdout, one process after another; with the server up, with no server listening, or with a
+  wedged server (a TCP listener that never answers).
 - long-lived (:func:`run_long_lived`): one process that calls ``main()`` N times, watched
   from outside, so that a call or the process exit that hangs can be killed and reported.
+
+The server stands in for every dashboard claude-mpm has shipped: Socket.IO ``claude_event``
+(3.x, 4.0) and HTTP ``POST /api/events`` (4.1.3 and later). With ``--netns`` the driver runs
+in a private network namespace (``unshare -rn``): it brings up its own loopback and serves on
+the release's own port (8765), so a hook that hard-codes it reaches this server and nothing else.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import io
 import itertools
 import json
 import os
+import re
 import signal
 import socket
 import statistics
@@ -46,7 +53,22 @@ from pathlib import Path
 from types import ModuleType
 from typing import Callable
 
+# Claude Code's reply contract, as each release's wrapper and handler write it: {"action": "continue"}
+# in 3.x and 4.x, {"continue": true} (more keys allowed) in 5.x, {"async": true, ...} from 5.x's
+# fast hook. A release's contract is one of these or several joined by "|".
+REPLY_ACTION, REPLY_CONTINUE, REPLY_ASYNC = "action", "continue", "async"
 CONTINUE = {"action": "continue"}
+# The environment claude-mpm's hook_wrapper.sh sets for the handler (its port is replaced by the
+# server's). A release whose wrapper exports other values has them read from it (fixer.verify.hooks).
+HOOK_ENVIRONMENT = {"CLAUDE_MPM_SOCKETIO_PORT": "8765", "CLAUDE_MPM_HOOK_DEBUG": "true"}
+# Where releases read their dashboard's port: Socket.IO (3.x, 4.0) and HTTP (4.1.3 and later).
+PORT_VARIABLES = ("CLAUDE_MPM_SOCKETIO_PORT", "CLAUDE_MPM_SERVER_PORT")
+DASHBOARD_PORT = 8765  # every release's default, hard-coded in some
+EVENTS_PATH = "/api/events"
+# Claude Code starts the hook, so `claude` is on its PATH; 4.1.x hooks run `claude --version` and
+# report nothing below 1.0.92. Where verify finds no `claude`, a stand-in answers with this version.
+STAND_IN_CLAUDE_VERSION = "2.0.0 (Claude Code)"
+SOCKETIO, HTTP = "socketio", "http"
 TURN = ("UserPromptSubmit", "PreToolUse", "PostToolUse", "SubagentStop", "Stop")
 AGENTS = ("research", "engineer", "qa", "documentation", "ops")
 # claude-mpm's dashboard (services/socketio_server.py) runs its server with these.
@@ -60,6 +82,7 @@ QUIET_SECONDS = 0.25  # no new event for this long: the clients' send queues are
 DEFAULT_EVENTS = 8
 SERVER_UP, NO_SERVER, WEDGED = "server_up", "no_server", "wedged"
 CONDITIONS = (SERVER_UP, NO_SERVER, WEDGED)
+WEDGED_EVENTS = 3  # hooks against a server that never answers: their time is reported, not judged
 # What the long-lived run measures on the handler. The names are codemods.shape's (a test
 # keeps them equal); they are spelled out here because this file imports nothing of ours.
 HANDLER_CLASS = "ClaudeHookHandler"
@@ -87,21 +110,24 @@ FAILURE_EXAMPLES = 5
 
 
 class SocketIOServer:
-    """A python-socketio server configured like claude-mpm's dashboard, on a free 127.0.0.1 port.
+    """A dashboard like claude-mpm's: python-socketio on aiohttp, plus ``POST /api/events``.
 
-    It runs on aiohttp in a thread with its own event loop and counts what the hook
-    handler's clients do: connections open now, the most open at once, every connection
-    ever opened, and the ``claude_event`` events received, by type.
+    It listens on 127.0.0.1 (a free port, or ``port``), runs in a thread with its own event
+    loop and counts what the hook's clients do: connections open now, the most open at once,
+    every connection ever opened (Socket.IO sessions and HTTP connections alike), and the
+    events received, by type and by channel (Socket.IO ``claude_event`` or HTTP post).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self._lock = threading.Lock()
         self.open = 0
         self.peak = 0
         self.opened = 0
         self.received: Counter = Counter()
         self.transports: Counter = Counter()  # the transport each claude_event came over
-        self.port = 0  # the real one once started
+        self.channels: Counter = Counter()  # socketio / http -> events received that way
+        self._http_connections: dict[int, asyncio.BaseTransport] = {}
+        self.port = port  # the real one once started
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._failure: BaseException | None = None
@@ -153,7 +179,7 @@ class SocketIOServer:
         """After a run: let late events arrive and closing connections close, within ``timeout`` in all."""
         started = time.monotonic()
         self.wait_until_quiet(timeout=timeout)
-        self.wait_until(lambda: self.open == 0, max(timeout - (time.monotonic() - started), 0.0))
+        self.wait_until(lambda: self.open_now() == 0, max(timeout - (time.monotonic() - started), 0.0))
 
     def _serve(self) -> None:
         import socketio  # type: ignore[import-untyped]  # python-socketio ships no type information
@@ -174,11 +200,12 @@ class SocketIOServer:
         self._sio = sio
         app = web.Application()
         sio.attach(app)
+        app.router.add_post(EVENTS_PATH, self._on_http_event)
         # Clients still connected at stop must not hold the shutdown for aiohttp's default 60 s.
         runner = web.AppRunner(app, shutdown_timeout=1.0)
         try:
             loop.run_until_complete(runner.setup())
-            site = web.TCPSite(runner, "127.0.0.1", 0)
+            site = web.TCPSite(runner, "127.0.0.1", self.port, reuse_address=True)
             loop.run_until_complete(site.start())
             self.port = runner.addresses[0][1]
         except BaseException as error:  # reported to the starting thread
@@ -217,27 +244,66 @@ class SocketIOServer:
     async def _on_claude_event(self, sid, data) -> None:
         transport = self._sio.transport(sid)
         with self._lock:
-            self.received[data.get("type", "?") if isinstance(data, dict) else "?"] += 1
+            self.received[event_type(data)] += 1
             self.transports[transport] += 1
+            self.channels[SOCKETIO] += 1
+
+    async def _on_http_event(self, request):
+        from aiohttp import web
+
+        connection = request.transport
+        with self._lock:
+            if connection is not None and id(connection) not in self._http_connections:
+                self._http_connections[id(connection)] = connection
+                self.opened += 1
+        try:
+            data = await request.json()
+        except ValueError:
+            data = None
+        with self._lock:
+            self.received[event_type(data)] += 1
+            self.channels[HTTP] += 1
+        return web.Response(status=204)
+
+    def open_now(self) -> int:
+        """Socket.IO sessions and HTTP connections still open."""
+        with self._lock:
+            http = sum(1 for connection in self._http_connections.values() if not connection.is_closing())
+            return self.open + http
+
+
+def event_type(data) -> str:
+    """The name an event is counted under: ``hook.pre_tool`` whether it came as 3.x's Socket.IO
+    ``{"type": "hook.pre_tool"}`` or as an HTTP post ``{"type": "hook", "subtype": "pre_tool"}``
+    (possibly wrapped: ``{"event": "claude_event", "data": {...}}``)."""
+    if not isinstance(data, dict):
+        return "?"
+    if "type" not in data and isinstance(data.get("data"), dict):
+        data = data["data"]
+    kind, subtype = str(data.get("type", "?")), data.get("subtype")
+    return f"{kind}.{subtype}" if subtype and "." not in kind else kind
 
 
 class WedgedServer:
     """A dashboard that hangs: a TCP listener on 127.0.0.1 that accepts connections and never answers."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._accepted: list[socket.socket] = []
         self._thread = threading.Thread(target=self._accept, name="wedged-server", daemon=True)
-        self.port = 0  # the real one once started
+        self.port = port  # the real one once started
 
     def __enter__(self) -> WedgedServer:
-        self._listener.bind(("127.0.0.1", 0))
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", self.port))
         self._listener.listen(64)
         self.port = self._listener.getsockname()[1]
         self._thread.start()
         return self
 
     def __exit__(self, *exc_info) -> None:
+        with contextlib.suppress(OSError):  # wakes the accepting thread; close() alone leaves the port bound
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         self._thread.join(5)
         for connection in self._accepted:
@@ -250,12 +316,27 @@ class WedgedServer:
 
 
 @contextlib.contextmanager
-def nothing_listening() -> Iterator[int]:
-    """A 127.0.0.1 port that was free a moment ago, and nothing listening on it: no dashboard."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    yield port
+def nothing_listening(port: int = 0) -> Iterator[int]:
+    """A 127.0.0.1 port held (bound, not listening) for the time of the block: connecting is refused.
+
+    Holding it means nothing else can start listening there meanwhile: no dashboard at all.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind(("127.0.0.1", port))
+        yield holder.getsockname()[1]
+
+
+def loopback_up() -> None:
+    """Bring up ``lo`` in a fresh network namespace (``unshare -rn`` leaves it down)."""
+    import fcntl
+    import struct
+
+    get_flags, set_flags, up = 0x8913, 0x8914, 0x1  # SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as control:
+        request = struct.pack("16sh", b"lo", 0)
+        flags = struct.unpack("16sh", fcntl.ioctl(control, get_flags, request))[1]
+        fcntl.ioctl(control, set_flags, struct.pack("16sh", b"lo", flags | up))
 
 
 # -- the hook events --------------------------------------------------------------------------
@@ -297,6 +378,33 @@ def hook_events(count: int, cwds: list[str]) -> Iterator[dict]:
 
 
 @contextlib.contextmanager
+def claude_code_on_path() -> Iterator[str]:
+    """Yields what answers ``claude --version`` for the hooks: the user's own Claude Code, or a stand-in
+    (a script on PATH, for the time of the block) where there is none."""
+    import shutil
+
+    found = shutil.which("claude")
+    if found is not None:
+        yield found
+        return
+    with tempfile.TemporaryDirectory(prefix="verify-claude-") as folder:
+        stand_in = Path(folder) / "claude"
+        stand_in.write_text(f"#!/bin/sh\necho '{STAND_IN_CLAUDE_VERSION}'\n")
+        stand_in.chmod(0o755)
+        saved = os.environ.get("PATH", "")
+        os.environ["PATH"] = folder + os.pathsep + saved
+        try:
+            yield f"stand-in ({STAND_IN_CLAUDE_VERSION})"
+        finally:
+            os.environ["PATH"] = saved
+
+
+def claude_code_json(event: dict) -> str:
+    """The event as Claude Code writes it on the hook's stdin: compact JSON (5.x's fast hook parses it so)."""
+    return json.dumps(event, separators=(",", ":"))
+
+
+@contextlib.contextmanager
 def project_folders(count: int = 3) -> Iterator[list[str]]:
     """Throwaway project folders for the events' ``cwd`` (the handler looks up their git branch)."""
     with tempfile.TemporaryDirectory(prefix="verify-projects-") as root:
@@ -306,9 +414,49 @@ def project_folders(count: int = 3) -> Iterator[list[str]]:
         yield cwds
 
 
-def wrapper_environment(port: int) -> dict[str, str]:
-    """The environment ``hook_wrapper.sh`` gives the handler (the rest, PYTHONPATH included, is ours)."""
-    return dict(os.environ, CLAUDE_MPM_SOCKETIO_PORT=str(port), CLAUDE_MPM_HOOK_DEBUG="true")
+def wrapper_variables(port: int, hook_environment: dict[str, str] | None = None) -> dict[str, str]:
+    """The variables the wrapper sets for the hook, its port variables on ``port``: the one definition that
+    verify, the soak and the tests lay over their own environment."""
+    variables = dict(HOOK_ENVIRONMENT if hook_environment is None else hook_environment)
+    variables.update(dict.fromkeys(PORT_VARIABLES, str(port)))
+    return variables
+
+
+def wrapper_environment(port: int, hook_environment: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment the wrapper gives the hook, its port variables on ``port`` (the rest, PYTHONPATH
+    included, is ours)."""
+    return dict(os.environ, **wrapper_variables(port, hook_environment))
+
+
+@dataclass
+class Launch:
+    """How the release's wrapper runs its hook for one event, and what it must reply.
+
+    ``command`` is the process to start (``python hook_handler.py``, ``python -m module``, a
+    shell hook, an entry point); ``module``/``handler`` say what the long-lived run imports
+    (neither: a shell hook, no long-lived run); ``port`` is the dashboard port the hooks use
+    (0: a free one, passed in the port variables).
+    """
+
+    command: list[str]
+    environment: dict[str, str] = field(default_factory=lambda: dict(HOOK_ENVIRONMENT))
+    reply: str = REPLY_ACTION
+    module: str | None = None
+    handler: str | None = None
+    function: str = "main"
+    port: int = 0
+
+    @classmethod
+    def by_path(cls, python: str, handler: Path) -> Launch:
+        """3.x's ``hook_wrapper.sh``: ``python hook_handler.py``."""
+        return cls([python, str(handler)], handler=str(handler))
+
+    @classmethod
+    def from_json(cls, text: str) -> Launch:
+        return cls(**json.loads(text))
+
+    def as_json(self) -> dict:
+        return asdict(self)
 
 
 # -- calling the handler in this process ------------------------------------------------------
@@ -334,32 +482,59 @@ def import_handler(path: Path) -> ModuleType:
     return module
 
 
-def call_hook(module: ModuleType, event: dict) -> tuple[bool, str | None]:
-    """One hook call as Claude Code makes it: did it reply "continue", and why it failed, if it did."""
+def call_hook(
+    module: ModuleType, event: dict, reply: str = REPLY_ACTION, function: str = "main", real_stdin: bool = False
+) -> tuple[bool, str | None]:
+    """One hook call as Claude Code makes it: did it reply "continue", and why it failed, if it did.
+
+    With ``real_stdin`` the event is on file descriptor 0 (a pipe), for handlers that ``select()``
+    on stdin before reading it (4.1 and later); otherwise ``sys.stdin`` is a string buffer.
+    """
     stdout, saved_stdin = io.StringIO(), sys.stdin
-    sys.stdin = io.StringIO(json.dumps(event))
+    saved_descriptor = os.dup(0) if real_stdin else None
+    if real_stdin:
+        reading, writing = os.pipe()
+        os.write(writing, claude_code_json(event).encode())
+        os.close(writing)
+        os.dup2(reading, 0)
+        os.close(reading)
+        sys.stdin = open(0, closefd=False)  # noqa: SIM115  # closed by the restore below
+    else:
+        sys.stdin = io.StringIO(claude_code_json(event))
     failure = None
     try:
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(io.StringIO()):
-            module.main()
+            getattr(module, function)()
     except SystemExit as exit_:  # some handlers end with sys.exit(0)
         if exit_.code not in (None, 0):
             failure = f"exit {exit_.code}"
     except Exception as error:
         failure = f"raised {error!r}"
     finally:
+        sys.stdin.close()
         sys.stdin = saved_stdin
-    replied = replies_continue(stdout.getvalue())
+        if saved_descriptor is not None:
+            os.dup2(saved_descriptor, 0)
+            os.close(saved_descriptor)
+    replied = replies_continue(stdout.getvalue(), reply)
     if failure is None and not replied:
         failure = f"no continue reply in {stdout.getvalue()[:200]!r}"
     return replied, failure
 
 
-def replies_continue(output: str) -> bool:
-    """Does the handler's stdout hold the ``{"action": "continue"}`` reply Claude Code waits for?"""
+def replies_continue(output: str, reply: str = REPLY_ACTION) -> bool:
+    """Does the hook's stdout hold the continue reply of the release's contract (``reply``)?
+
+    ``{"action": "continue"}`` exactly (3.x, 4.x), an object whose ``continue`` is true (5.x,
+    which may add keys such as ``tool_input``), or one whose ``async`` is true (5.x's fast hook).
+    """
+    accepted = reply.split("|")
     for line in output.splitlines():
         with contextlib.suppress(ValueError):
-            if json.loads(line) == CONTINUE:
+            answer = json.loads(line)
+            if REPLY_ACTION in accepted and answer == CONTINUE:
+                return True
+            if isinstance(answer, dict) and any(answer.get(key) is True for key in accepted if key != REPLY_ACTION):
                 return True
     return False
 
@@ -411,9 +586,12 @@ class PerProcessRun:
     hung: int  # processes killed at the hang limit
     replies_not_continue: int
     failures: list[str]  # the first few, one line each
-    delivered: dict[str, int] | None = None  # claude_event type -> events the server received
+    delivered: dict[str, int] | None = None  # event type -> events the server received
     connections_opened: int | None = None
     connections_left_open: int | None = None  # still open at the server after the settle time
+    exit_errors: int = 0  # processes that ended with an error (the wrapper then replies continue itself)
+    channels: dict[str, int] | None = None  # socketio / http -> events received that way
+    errors_reported: list[str] = field(default_factory=list)  # distinct error lines the hooks wrote on stderr
 
     def as_json(self) -> dict:
         figures = asdict(self)
@@ -423,17 +601,17 @@ class PerProcessRun:
 
 
 @contextlib.contextmanager
-def _condition(condition: str) -> Iterator[tuple[int, SocketIOServer | None]]:
-    """(port, the counting server or None) for a server condition."""
+def _condition(condition: str, port: int = 0) -> Iterator[tuple[int, SocketIOServer | None]]:
+    """(port, the counting server or None) for a server condition, on ``port`` (0: a free one)."""
     if condition == SERVER_UP:
-        with SocketIOServer() as server:
+        with SocketIOServer(port) as server:
             yield server.port, server
     elif condition == WEDGED:
-        with WedgedServer() as wedged:
+        with WedgedServer(port) as wedged:
             yield wedged.port, None
     elif condition == NO_SERVER:
-        with nothing_listening() as port:
-            yield port, None
+        with nothing_listening(port) as held:
+            yield held, None
     else:
         raise ValueError(f"unknown condition {condition!r}: one of {', '.join(CONDITIONS)}")
 
@@ -447,48 +625,66 @@ def run_per_process(
     hang_limit: float = HANG_LIMIT_SECONDS,
     settle: float = SETTLE_SECONDS,
     progress: Callable[[int, int], None] | None = None,
+    launch: Launch | None = None,
 ) -> PerProcessRun:
-    """Run ``python handler`` once per hook event, as ``hook_wrapper.sh`` does, and measure it."""
-    handler = Path(handler).resolve()  # each hook runs in its event's project folder
+    """Run the hook once per hook event, as the release's wrapper does (``launch``; by default
+    ``python handler``, as 3.x's ``hook_wrapper.sh``), and measure it."""
+    launch = launch or Launch.by_path(python, Path(handler).resolve())  # each hook runs in its event's folder
     sent: Counter = Counter()
     seconds: list[float] = []
     failures: list[str] = []
-    hung = not_continue = 0
-    with project_folders() as cwds, _condition(condition) as (port, server):
-        environment = wrapper_environment(port)
+    hung = not_continue = exit_errors = 0
+    errors_reported: list[str] = []
+    with project_folders() as cwds, _condition(condition, launch.port) as (port, server):
+        environment = wrapper_environment(port, launch.environment)
         for done, event in enumerate(hook_events(events, cwds), start=1):
             kind = event["hook_event_name"]
             sent[kind] += 1
-            elapsed, returncode, stdout, stderr = _run_hook(python, handler, event, environment, hang_limit)
+            elapsed, returncode, stdout, stderr = _run_hook(launch.command, event, environment, hang_limit)
             seconds.append(elapsed)
+            replied = replies_continue(stdout, launch.reply)
             failure = None
             if returncode is None:
                 hung += 1
                 failure = f"hung, killed after {hang_limit:g} s"
-            elif not replies_continue(stdout):
+            elif returncode != 0:
+                exit_errors += 1
+                failure = f"exit {returncode}: {_last_line(stderr) or repr(stdout[:120])}"
+            elif not replied:
                 failure = f"exit {returncode}, no continue reply: {_last_line(stderr) or repr(stdout[:120])}"
-            if failure is not None:
-                not_continue += not replies_continue(stdout)
-                if len(failures) < FAILURE_EXAMPLES:
-                    failures.append(f"hook {done} ({kind}): {failure}")
+            not_continue += not replied
+            _collect_errors(errors_reported, stderr)
+            if failure is not None and len(failures) < FAILURE_EXAMPLES:
+                failures.append(f"hook {done} ({kind}): {failure}")
             if progress is not None:
                 progress(done, events)
-        run = PerProcessRun(condition, hang_limit, dict(sent), seconds, hung, not_continue, failures)
+        run = PerProcessRun(
+            condition,
+            hang_limit,
+            dict(sent),
+            seconds,
+            hung,
+            not_continue,
+            failures,
+            exit_errors=exit_errors,
+            errors_reported=errors_reported,
+        )
         if server is not None:
             server.settle(settle)
             run.delivered = dict(server.received_by_type())
             run.connections_opened = server.opened
-            run.connections_left_open = server.open
+            run.connections_left_open = server.open_now()
+            run.channels = dict(server.channels)
     return run
 
 
 def _run_hook(
-    python: str, handler: Path, event: dict, environment: dict[str, str], hang_limit: float
+    command: list[str], event: dict, environment: dict[str, str], hang_limit: float
 ) -> tuple[float, int | None, str, str]:
     """(seconds, exit code or None when it hung and was killed, stdout, stderr) of one hook process."""
     started = time.perf_counter()
     process = subprocess.Popen(
-        [python, str(handler)],
+        command,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -498,12 +694,23 @@ def _run_hook(
         start_new_session=True,
     )
     try:
-        stdout, stderr = process.communicate(json.dumps(event), timeout=hang_limit)
+        stdout, stderr = process.communicate(claude_code_json(event), timeout=hang_limit)
     except subprocess.TimeoutExpired:
         _kill_group(process)
         stdout, stderr = process.communicate()
         return hang_limit, None, stdout, stderr
     return time.perf_counter() - started, process.returncode, stdout, stderr
+
+
+ERROR_LINE = re.compile(r"error|exception", re.IGNORECASE)
+
+
+def _collect_errors(collected: list[str], stderr: str) -> None:
+    """Keep the first few distinct lines where a hook reports an error it then swallowed (4.1.3-4.1.8 do)."""
+    for line in stderr.splitlines():
+        line = line.strip()[:200]
+        if ERROR_LINE.search(line) and line not in collected and len(collected) < FAILURE_EXAMPLES:
+            collected.append(line)
 
 
 def _kill_group(process: subprocess.Popen) -> None:
@@ -546,6 +753,7 @@ class LongLivedRun:
     collections: dict[str, dict] = field(default_factory=dict)
     cleanup_interval: int | None = None  # the handler's CLEANUP_INTERVAL_EVENTS, when it has one
     max_connections: int | None = None  # its connection pool's size, when it has a pool
+    channels: dict[str, int] = field(default_factory=dict)  # socketio / http -> events received that way
 
     def as_json(self) -> dict:
         return asdict(self)
@@ -559,21 +767,28 @@ def run_long_lived(
     hang_limit: float = HANG_LIMIT_SECONDS,
     settle: float = SETTLE_SECONDS,
     progress: Callable[[int, int], None] | None = None,
+    launch: Launch | None = None,
 ) -> LongLivedRun:
     """Call ``main()`` ``events`` times in one ``python`` process against a fresh server, and measure it.
 
-    The process reports each call on a file of its own (its stdout belongs to the handler);
+    The handler is imported as the wrapper runs it: by path, or as ``launch.module``. The
+    process reports each call on a file of its own (its stdout belongs to the handler);
     no report for ``hang_limit`` seconds means the call hung, and the process is killed.
     """
-    handler = Path(handler).resolve()  # the process runs in a project folder
-    with project_folders() as cwds, SocketIOServer() as server, tempfile.TemporaryDirectory() as scratch:
+    launch = launch or Launch.by_path(python, Path(handler).resolve())  # the process runs in a project folder
+    target = ["--module", launch.module] if launch.module else [str(Path(launch.handler or handler).resolve())]
+    with project_folders() as cwds, SocketIOServer(launch.port) as server, tempfile.TemporaryDirectory() as scratch:
         report = Path(scratch) / "calls.jsonl"
         report.touch()
         command = [
             python,
             str(Path(__file__).resolve()),
             "--long-lived-child",
-            str(handler),
+            *target,
+            "--function",
+            launch.function,
+            "--reply",
+            launch.reply,
             "--events",
             str(events),
             "--report",
@@ -587,7 +802,7 @@ def run_long_lived(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             cwd=cwds[0],
-            env=wrapper_environment(server.port),
+            env=wrapper_environment(server.port, launch.environment),
             start_new_session=True,
         )
         lines: list[dict] = []
@@ -630,6 +845,7 @@ def _long_lived_figures(
     calls = [line for line in lines if "call" in line]
     done: dict = next((line["done"] for line in lines if "done" in line), {})
     failures = [f"call {line['call']} ({line['kind']}): {line['failure']}" for line in calls if line["failure"]]
+    failures += [f"import: {line['import_failure']}" for line in lines if "import_failure" in line]
     peaks: dict[str, int] = {}
     for line in calls:
         raise_to(peaks, line["sizes"])
@@ -653,40 +869,61 @@ def _long_lived_figures(
         delivered=dict(server.received_by_type()),
         connections_opened=server.opened,
         peak_open=server.peak,
-        connections_left_open=server.open,
+        connections_left_open=server.open_now(),
         collections={
             name: {"peak": peak, "limit": limits.get(name), "limit_name": SIZE_LIMITS[name]}
             for name, peak in peaks.items()
         },
         cleanup_interval=done.get("cleanup_interval"),
         max_connections=done.get("max_connections"),
+        channels=dict(server.channels),
     )
 
 
-def long_lived_child(handler: Path, events: int, report: Path, cwds: list[str]) -> None:
+def long_lived_child(
+    handler: Path | None,
+    events: int,
+    report: Path,
+    cwds: list[str],
+    module_name: str | None = None,
+    function: str = "main",
+    reply: str = REPLY_ACTION,
+) -> None:
     """The watched process of :func:`run_long_lived`: ``main()`` N times, one report line per call.
 
     Then it returns, and the interpreter's exit (where a handler kept in a module global is
     torn down) is timed by the watcher.
     """
-    sys.path.insert(0, str(handler.parent))  # as when the file is run as a script
-    module = import_handler(handler)
-    seen: dict[str, object] = {}
-
-    def measure(instance) -> None:
-        seen["sizes"] = collection_sizes(instance, SIZE_LIMITS)
-        seen["limits"] = {
-            name: _constant(instance, module, constant) for name, constant in SIZE_LIMITS.items() if constant
-        }
-        seen["cleanup_interval"] = _constant(instance, module, CLEANUP_INTERVAL)
-        pool = getattr(instance, POOL_ATTRIBUTE, None)
-        seen["max_connections"] = getattr(pool, "max_connections", None)
-
-    observe_handle(module, lambda instance: None, measure)
     with report.open("a") as out:
+        try:
+            if module_name:
+                import importlib
+
+                module = importlib.import_module(module_name)
+            else:
+                assert handler is not None
+                sys.path.insert(0, str(handler.parent))  # as when the file is run as a script
+                module = import_handler(handler)
+        except Exception as error:  # the per-process run shows the same failure on every hook
+            out.write(json.dumps({"import_failure": repr(error)[:200]}) + "\n")
+            out.write(json.dumps({"done": {}}) + "\n")
+            return
+        seen: dict[str, object] = {}
+
+        def measure(instance) -> None:
+            seen["sizes"] = collection_sizes(instance, SIZE_LIMITS)
+            seen["limits"] = {
+                name: _constant(instance, module, constant) for name, constant in SIZE_LIMITS.items() if constant
+            }
+            seen["cleanup_interval"] = _constant(instance, module, CLEANUP_INTERVAL)
+            pool = getattr(instance, POOL_ATTRIBUTE, None)
+            seen["max_connections"] = getattr(pool, "max_connections", None)
+
+        if hasattr(module, HANDLER_CLASS):
+            observe_handle(module, lambda instance: None, measure)
         for number, event in enumerate(hook_events(events, cwds), start=1):
             seen["sizes"] = {}
-            replied, failure = call_hook(module, event)
+            replied, failure = call_hook(module, event, reply, function, real_stdin=True)
             line = {
                 "call": number,
                 "kind": event["hook_event_name"],
@@ -736,25 +973,21 @@ def verify(
     events: int,
     hang_limit: float = HANG_LIMIT_SECONDS,
     progress: Callable[[str, int, int], None] | None = None,
+    launch: Launch | None = None,
 ) -> dict:
-    """Both runs on ``handler`` in this interpreter: the figures ``fix-memory-leaks verify`` judges."""
+    """The runs on ``handler`` in this interpreter: the figures ``fix-memory-leaks verify`` judges.
+
+    Per process with the server up and with none, a few hooks against a wedged server (their
+    time is reported), and the long-lived run where the hook is Python (not for a shell hook).
+    """
     python = sys.executable
+    launch = launch or Launch.by_path(python, Path(handler).resolve())
 
     def stage(name: str) -> Callable[[int, int], None] | None:
         return None if progress is None else (lambda done, total: progress(name, done, total))
 
-    per_process = {
-        condition: run_per_process(
-            python,
-            handler,
-            events,
-            condition,
-            hang_limit=hang_limit,
-            progress=stage(f"per process, {condition.replace('_', ' ')}"),
-        ).as_json()
-        for condition in (SERVER_UP, NO_SERVER)
-    }
-    long_lived = run_long_lived(python, handler, events, hang_limit=hang_limit, progress=stage("long-lived"))
+    with claude_code_on_path() as claude_code:
+        figures = _runs(python, handler, events, hang_limit, stage, launch)
     return {
         "python": python,
         "python_version": ".".join(map(str, sys.version_info[:3])),
@@ -762,9 +995,30 @@ def verify(
         "transport": transport(),
         "events": events,
         "hang_limit": hang_limit,
-        "per_process": per_process,
-        "long_lived": long_lived.as_json(),
+        "claude_code": claude_code,
+        **figures,
     }
+
+
+def _runs(python: str, handler: Path, events: int, hang_limit: float, stage, launch: Launch) -> dict:
+    per_process = {
+        condition: run_per_process(
+            python,
+            handler,
+            count,
+            condition,
+            hang_limit=hang_limit,
+            progress=stage(f"per process, {condition.replace('_', ' ')}"),
+            launch=launch,
+        ).as_json()
+        for condition, count in ((SERVER_UP, events), (NO_SERVER, events), (WEDGED, min(events, WEDGED_EVENTS)))
+    }
+    long_lived = None
+    if launch.module or launch.handler:
+        long_lived = run_long_lived(
+            python, handler, events, hang_limit=hang_limit, progress=stage("long-lived"), launch=launch
+        ).as_json()
+    return {"per_process": per_process, "long_lived": long_lived}
 
 
 def _print_progress(stage: str, done: int, total: int) -> None:
@@ -773,21 +1027,29 @@ def _print_progress(stage: str, done: int, total: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run a claude-mpm hook handler for real and print figures as JSON.")
-    parser.add_argument("handler", type=Path)
+    parser.add_argument("handler", type=Path, nargs="?")
     parser.add_argument("--events", type=int, default=DEFAULT_EVENTS)
     parser.add_argument("--hang-limit", type=float, default=HANG_LIMIT_SECONDS)
+    parser.add_argument("--launch", type=Launch.from_json, help="how the wrapper runs the hook (JSON of Launch)")
+    parser.add_argument("--netns", action="store_true", help="in a fresh network namespace: bring up loopback")
     parser.add_argument("--long-lived-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--module", help=argparse.SUPPRESS)
+    parser.add_argument("--function", default="main", help=argparse.SUPPRESS)
+    parser.add_argument("--reply", default=REPLY_ACTION, help=argparse.SUPPRESS)
     parser.add_argument("--report", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--cwds", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.long_lived_child:
-        long_lived_child(args.handler, args.events, args.report, args.cwds.split(os.pathsep))
+        cwds = args.cwds.split(os.pathsep)
+        long_lived_child(args.handler, args.events, args.report, cwds, args.module, args.function, args.reply)
         return 0
     missing = missing_packages()
     if missing:
         print(json.dumps({"error": f"missing in {sys.executable}: {', '.join(missing)}", "missing": missing}))
         return 2
-    print(json.dumps(verify(args.handler, args.events, args.hang_limit, _print_progress)))
+    if args.netns:
+        loopback_up()
+    print(json.dumps(verify(args.handler, args.events, args.hang_limit, _print_progress, args.launch)))
     return 0
 
 

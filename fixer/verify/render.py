@@ -1,0 +1,212 @@
+"""Reporting: the live progress of the runs, and the verdicts as text (stderr) or JSON (stdout)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Callable, TextIO
+
+from .driver import HANG_LIMIT_SECONDS, NO_SERVER, SERVER_UP, WEDGED
+from .figures import Figures, LongLived, PerProcess
+from .runner import Progress, Verification
+from .verdict import ERROR, FAIL, PASS
+
+RUN_LABELS = {SERVER_UP: "hooks, server up", NO_SERVER: "hooks, no server", WEDGED: "hooks, server hung"}
+
+
+@contextlib.contextmanager
+def progress_display(
+    stream: TextIO, quiet: bool = False, no_color: bool = False
+) -> Iterator[Callable[[Path], Progress | None]]:
+    """Yields ``for_file(path)``, the progress callback for one handler's runs.
+
+    On a terminal, a live bar per run; elsewhere (CI logs) a line as each run starts, so a
+    two-minute verification is not silent; with ``quiet``, nothing.
+    """
+    if quiet:
+        yield lambda path: None
+        return
+    if not stream.isatty():
+
+        def for_file(path: Path) -> Progress:
+            started = set()
+
+            def report(stage: str, done: int, total: int) -> None:
+                if stage not in started:
+                    started.add(stage)
+                    print(f"verify: {path}: {stage} ({total} events)...", file=stream, flush=True)
+
+            return report
+
+        yield for_file
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as Bar
+
+    from ..report import console_for
+
+    with Bar(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console_for(stream, no_color),
+        transient=True,
+    ) as bar:
+
+        def for_file(path: Path) -> Progress:
+            tasks: dict[str, TaskID] = {}
+
+            def report(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(f"{path.name}: {stage}", total=total)
+                bar.update(tasks[stage], completed=done)
+
+            return report
+
+        yield for_file
+
+
+def summary(verifications: Sequence[Verification]) -> dict[str, int]:
+    return dict(Counter(verification.status for verification in verifications))
+
+
+def render_json(verifications: Sequence[Verification], stream: TextIO | None = None) -> None:
+    document = {"files": [verification.as_json() for verification in verifications], "summary": summary(verifications)}
+    (stream or sys.stdout).write(json.dumps(document, indent=2) + "\n")
+
+
+def render_text(
+    verifications: Sequence[Verification],
+    *,
+    quiet: bool = False,
+    verbose: bool = False,
+    no_color: bool = False,
+    stream: TextIO | None = None,
+) -> None:
+    """A table of figures per file, then the verdict with its reasons; on stderr, as the other reports."""
+    from rich.text import Text
+
+    from ..report import console_for
+
+    console = console_for(stream or sys.stderr, no_color)
+    styles = {PASS: "bold green", FAIL: "bold red", ERROR: "bold red"}
+    for verification in verifications:
+        if verification.status == ERROR:
+            console.print(Text(f"error: {verification.path}: {verification.message}", style=styles[ERROR]))
+            continue
+        if quiet and verification.status == PASS:
+            continue
+        figures = verification.figures
+        assert figures is not None  # measured: not an error
+        line = Text(f"{verification.path}: ")
+        line.append(verification.status, style=styles[verification.status])
+        line.append(
+            f"  [layout {verification.layout}; Python {figures.python_version}; transport {figures.transport}]",
+            style="dim",
+        )
+        console.print(line)
+        if not quiet:
+            console.print(Text(f"  runs: {verification.hook.get('how', '?')}", style="dim"))
+            console.print(Text(f"  isolation: {verification.isolation}", style="dim"))
+            console.print(_figures_table(figures))
+            console.print(Text("  " + _channels_line(figures), style="dim"))
+            if figures.long_lived is not None:
+                console.print(Text("  " + _long_lived_line(figures.long_lived), style="dim"))
+            for note in verification.notes:
+                console.print(Text(f"  note: {note}", style="dim"))
+        for flag in verification.flags:
+            console.print(Text(f"  ! {flag}", style="yellow"))
+        for reason in verification.reasons:
+            console.print(Text(f"  ✗ {reason}", style="red"))
+        if verbose:
+            for example in _failure_examples(figures):
+                console.print(Text(f"    {example}", style="dim"))
+    text = ", ".join(f"{count} {status}" for status, count in summary(verifications).items()) or "no files"
+    console.print(
+        Text(f"verify: {text} (a hook still running after {HANG_LIMIT_SECONDS:g} s counts as hung)", style="bold")
+    )
+
+
+def _figures_table(figures: Figures):
+    from rich.table import Table
+
+    table = Table(box=None, padding=(0, 1, 0, 1), header_style="bold")  # fits 80 columns (CI logs)
+    for header in ("run", "calls", "hung", "med/max s", "delivered", "opened", "peak", "left open"):
+        table.add_column(header, justify="left" if header == "run" else "right", no_wrap=True)
+    for condition, run in figures.per_process.items():
+        table.add_row(
+            RUN_LABELS.get(condition, condition),
+            str(run.hooks),
+            str(run.hung),
+            f"{run.hook_seconds_median or 0:.2f}/{run.hook_seconds_max or 0:.2f}",
+            _delivered(run),
+            _optional(run.connections_opened),
+            "-",
+            _optional(run.connections_left_open),
+        )
+    long_lived = figures.long_lived
+    if long_lived is not None:
+        table.add_row(
+            "main() x N",
+            f"{long_lived.calls_done}/{long_lived.calls}",
+            "1" if long_lived.hung else "0",
+            "-",
+            _delivered(long_lived),
+            str(long_lived.connections_opened),
+            str(long_lived.peak_open),
+            str(long_lived.connections_left_open),
+        )
+    return table
+
+
+def _delivered(run: PerProcess | LongLived) -> str:
+    if run.delivered is None:
+        return "-"
+    got = str(sum(run.delivered.values()))
+    return got if run.expected is None else f"{got} of {sum(run.expected.values())}"
+
+
+def _channels_line(figures: Figures) -> str:
+    """How the events reached the dashboard: Socket.IO claude_event, HTTP POST /api/events, or not at all."""
+    names = {"socketio": "Socket.IO claude_event", "http": "HTTP POST /api/events"}
+    counted: Counter = Counter()
+    for run in [*figures.per_process.values(), figures.long_lived]:
+        if run is not None:
+            counted.update(run.channels or {})
+    arrived = ", ".join(f"{names.get(channel, channel)} ({count})" for channel, count in sorted(counted.items()))
+    return f"events arrived as: {arrived or 'nothing'}"
+
+
+def _optional(value) -> str:
+    return "-" if value is None else str(value)
+
+
+def _long_lived_line(run: LongLived) -> str:
+    """How the long-lived process ended, and the peak size of each collection it tracks."""
+    ending = (
+        f"exited {run.exit_seconds or 0:.2f} s after its last call"
+        if run.exited
+        else "killed (hung)"
+        if run.exit_code is None
+        else f"ended early, exit code {run.exit_code}"
+    )
+    sizes = [
+        f"{name} {sizes['peak']}" + (f"/{sizes['limit']}" if sizes["limit"] is not None else "")
+        for name, sizes in run.collections.items()
+    ]
+    return f"main() x N: {ending}; peak sizes (/limit): {', '.join(sizes) or 'none measured'}"
+
+
+def _failure_examples(figures: Figures) -> list[str]:
+    examples = [
+        f"per process, {condition}: {failure}"
+        for condition, run in figures.per_process.items()
+        for failure in run.failures
+    ]
+    long_lived = figures.long_lived
+    return examples + ([f"long-lived: {failure}" for failure in long_lived.failures] if long_lived else [])
