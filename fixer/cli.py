@@ -336,7 +336,7 @@ def cmd_restore(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from .verify import DEFAULT_EVENTS, exit_code, progress_display, render_json, render_text, verify_file
+    from .verify import DEFAULT_EVENTS, VerifyReport, progress_display, verify_file
 
     events = DEFAULT_EVENTS if args.events is None else args.events
     quiet = args.quiet or args.format == "json"
@@ -351,11 +351,7 @@ def cmd_verify(args) -> int:
         python = args.python or sys.executable
         with progress_display(sys.stderr, quiet=quiet, no_color=args.no_color) as progress:
             results = [verify_file(path, python, events, progress(path)) for path in paths]
-    if args.format == "json":
-        render_json(results)
-    else:
-        render_text(results, quiet=args.quiet, verbose=args.verbose, no_color=args.no_color)
-    return exit_code(results)
+    return _render(VerifyReport(results), args)
 
 
 def cmd_fixes(args) -> int:

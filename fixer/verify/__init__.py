@@ -16,8 +16,8 @@ It changes nothing on disk.
 
 from .driver import DEFAULT_EVENTS, HOOK_ENVIRONMENT
 from .hooks import Target
-from .render import progress_display, render_json, render_text, summary
-from .runner import Verification, VerifyError, exit_code, verify_file, verify_installed, verify_target
+from .render import VerifyReport, progress_display
+from .runner import Verification, VerifyError, verify_file, verify_installed, verify_target
 from .verdict import ERROR, FAIL, PASS, Expectation, expected_deliveries, judge
 
 __all__ = [
@@ -30,13 +30,10 @@ __all__ = [
     "Target",
     "Verification",
     "VerifyError",
-    "exit_code",
+    "VerifyReport",
     "expected_deliveries",
     "judge",
     "progress_display",
-    "render_json",
-    "render_text",
-    "summary",
     "verify_file",
     "verify_installed",
     "verify_target",

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import json
-import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import Any, Callable, TextIO
 
+from ..report import Command, Options, Report
 from .driver import HANG_LIMIT_SECONDS, NO_SERVER, SERVER_UP, WEDGED
 from .figures import Figures, LongLived, PerProcess
 from .runner import Progress, Verification
@@ -71,36 +70,29 @@ def progress_display(
         yield for_file
 
 
-def summary(verifications: Sequence[Verification]) -> dict[str, int]:
-    return dict(Counter(verification.status for verification in verifications))
+class VerifyReport(Report):
+    """verify's report: the one ``Report`` (counts, exit code, JSON), with a figures table per handler."""
 
+    def __init__(self, verifications: Sequence[Verification]) -> None:
+        super().__init__(Command.VERIFY, verifications)
 
-def render_json(verifications: Sequence[Verification], stream: TextIO | None = None) -> None:
-    document = {"files": [verification.as_json() for verification in verifications], "summary": summary(verifications)}
-    (stream or sys.stdout).write(json.dumps(document, indent=2) + "\n")
+    def next_step(self) -> str:
+        return ""
 
+    def summary_line(self) -> str:
+        return f"{super().summary_line()} (a hook still running after {HANG_LIMIT_SECONDS:g} s counts as hung)"
 
-def render_text(
-    verifications: Sequence[Verification],
-    *,
-    quiet: bool = False,
-    verbose: bool = False,
-    no_color: bool = False,
-    stream: TextIO | None = None,
-) -> None:
-    """A table of figures per file, then the verdict with its reasons; on stderr, as the other reports."""
-    from rich.text import Text
+    def render_result(self, console, result: Any, options: Options) -> None:
+        """A table of figures per file, then the verdict with its reasons."""
+        from rich.text import Text
 
-    from ..report import console_for
-
-    console = console_for(stream or sys.stderr, no_color)
-    styles = {PASS: "bold green", FAIL: "bold red", ERROR: "bold red"}
-    for verification in verifications:
+        verification: Verification = result
+        styles: dict[str, str] = {PASS: "bold green", FAIL: "bold red", ERROR: "bold red"}
         if verification.status == ERROR:
             console.print(Text(f"error: {verification.path}: {verification.message}", style=styles[ERROR]))
-            continue
-        if quiet and verification.status == PASS:
-            continue
+            return
+        if options.quiet and verification.status == PASS:
+            return
         figures = verification.figures
         assert figures is not None  # measured: not an error
         line = Text(f"{verification.path}: ")
@@ -110,7 +102,7 @@ def render_text(
             style="dim",
         )
         console.print(line)
-        if not quiet:
+        if not options.quiet:
             console.print(Text(f"  runs: {verification.hook.get('how', '?')}", style="dim"))
             console.print(Text(f"  isolation: {verification.isolation}", style="dim"))
             console.print(_figures_table(figures))
@@ -123,13 +115,9 @@ def render_text(
             console.print(Text(f"  ! {flag}", style="yellow"))
         for reason in verification.reasons:
             console.print(Text(f"  ✗ {reason}", style="red"))
-        if verbose:
+        if options.verbose:
             for example in _failure_examples(figures):
                 console.print(Text(f"    {example}", style="dim"))
-    text = ", ".join(f"{count} {status}" for status, count in summary(verifications).items()) or "no files"
-    console.print(
-        Text(f"verify: {text} (a hook still running after {HANG_LIMIT_SECONDS:g} s counts as hung)", style="bold")
-    )
 
 
 def _figures_table(figures: Figures):

@@ -27,7 +27,7 @@ from codemods.shape import UnsupportedShape, inspect
 from .driver import DASHBOARD_PORT, DEFAULT_EVENTS, HANG_LIMIT_SECONDS, PROGRESS_PREFIX, SETTLE_SECONDS, WEDGED_EVENTS
 from .figures import Figures
 from .hooks import HookRun, Target, hook_run
-from .verdict import ERROR, FAIL, Expectation, add_expected, judge
+from .verdict import ERROR, Expectation, add_expected, judge
 
 if TYPE_CHECKING:
     from .. import installed
@@ -255,9 +255,3 @@ def run_driver(python: str, handler: Path, events: int, progress: Progress | Non
 def time_budget(events: int) -> float:
     """The longest a verification can take: every hook and long-lived call hanging to the limit."""
     return (3 * events + WEDGED_EVENTS + 1) * (HANG_LIMIT_SECONDS + 1) + 4 * SETTLE_SECONDS
-
-
-def exit_code(verifications) -> int:
-    """0 every file passes, 1 any fails, 2 any could not be verified."""
-    statuses = {verification.status for verification in verifications}
-    return 2 if ERROR in statuses else 1 if FAIL in statuses else 0

@@ -13,11 +13,12 @@ import re
 from dataclasses import dataclass, field
 
 from codemods.settings import Settings
+from codemods.status import VerifyStatus
 
 from .driver import NO_SERVER, SERVER_UP, SETTLE_SECONDS, WEDGED
 from .figures import Figures, LongLived, PerProcess
 
-PASS, FAIL, ERROR = "pass", "fail", "error"
+PASS, FAIL, ERROR = VerifyStatus.PASS, VerifyStatus.FAIL, VerifyStatus.ERROR
 # The event each kind of hook event makes the dashboard receive, in every release that sends any
 # (3.x's Socket.IO claude_event {"type": "hook.pre_tool"}; 4.1's HTTP post {"type": "hook", "subtype": "pre_tool"}).
 EMITS = {
