@@ -18,6 +18,11 @@ from .base import (
     with_class_body,
 )
 from .shape import HANDLER_CLASS, POOL_CLASS, POOL_REVISION, UnsupportedShape
+from .upstream_repair import DropStatements, calls_attribute, contains_call
+
+NO_RETRY_NOTE = mark(
+    "connection-pool", "no retry through an immediate reconnection: the pool tries a failed port again later"
+)
 
 POOL_CLASS_CODE = Template('''
 $mark
@@ -185,6 +190,20 @@ class ConnectionPoolFix(FixTransformer):
                 for s in block_statements(updated_node)
             ]
             updated_node = with_class_body(updated_node, body)
+        if "no-retry" in self.steps and self.shape.upstream is not None:
+            retrying = self.shape.upstream.retrying_methods
+            retry = DropStatements(
+                lambda statement: contains_call(statement, calls_attribute("get_connection")),
+                NO_RETRY_NOTE,
+                in_except=True,
+            )
+            body = [
+                cst.ensure_type(s.visit(retry), cst.FunctionDef)
+                if isinstance(s, cst.FunctionDef) and s.name.value in retrying
+                else s
+                for s in block_statements(updated_node)
+            ]
+            updated_node = with_class_body(updated_node, body)
         if "pool-attribute" in self.steps:
             attribute = self.statement(
                 POOL_ATTRIBUTE_CODE.substitute(max_connections=self.settings.max_connections, mark=mark(self.NAME))
@@ -207,8 +226,9 @@ class ConnectionPoolFix(FixTransformer):
     def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
         if "pool-class" in self.steps:
             pool = self.statements(POOL_CLASS_CODE.substitute(mark=mark(self.NAME), revision=POOL_REVISION))
-            if self.shape.pool_revision is None:
+            if self.shape.pool_revision is None and self.shape.upstream is None:
                 updated_node = insert_before(updated_node, defines(cst.ClassDef, HANDLER_CLASS), pool)
-            else:  # an older pool of ours: the new one takes its place
-                updated_node = replace_statement(updated_node, defines(cst.ClassDef, POOL_CLASS), pool)
+            else:  # an older pool of ours, or claude-mpm's own (3.9.4-3.9.11): the new one takes its place
+                theirs = self.shape.pool_revision is None  # upstream's comments above it are not about the pool
+                updated_node = replace_statement(updated_node, defines(cst.ClassDef, POOL_CLASS), pool, theirs)
         return self.add_pending_imports(updated_node)

@@ -7,7 +7,7 @@ completed without duplicating anything.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -27,10 +27,31 @@ STALE_POOL = (
     "the connection pool an older fix-memory-leaks injected loses events and can hang hook processes "
     "at exit: apply replaces it"
 )
+# claude-mpm 3.9.4-3.9.11 ship a fix of their own that breaks the hook in real use: what each of our
+# fixes repairs in it, as ``check`` explains it (confirmed on real installs, one hook process per event).
+UPSTREAM_POOL = (
+    "claude-mpm's own SocketIOConnectionPool closes its clients only from __del__ of a module-global handler, "
+    "at interpreter finalization: over polling queued events and the close never go out (events lost, "
+    "connections left open), over websocket the hook hangs; apply replaces it with ours"
+)
+UPSTREAM_RETRY = "a failed emit is retried through an immediate reconnection, another handshake the hook waits for"
+UPSTREAM_EXIT = (
+    "main() replies again after handle() and at exit, then calls sys.exit(0): up to three replies per hook, "
+    "and a long-lived process dies at its first main() call"
+)
+UPSTREAM_ALARM = "the timeout handler replies, then the except block it lands in replies again"
+UPSTREAM_STDIN = "select() on sys.stdin fails for a stdin with no file descriptor: the event is dropped"
+UPSTREAM_LIMITS = "the limits are numbers written into __init__, not the configured ones"
+UPSTREAM_CLEANUP = "claude-mpm's own _cleanup_old_entries() keeps the keys that sort last, not the newest entries"
+UPSTREAM_DEL = (
+    "claude-mpm's own __del__ closes the pool's clients during interpreter finalization, where a disconnect "
+    "blocks or drops what is queued"
+)
 # The modules the injected code of each fix uses.
 IMPORTS: dict[str, tuple[str, ...]] = {
     "connection-pool": ("sys", "threading", "time", "weakref"),
     "singleton": ("threading",),
+    "stdin-wait": ("select", "sys"),
     "periodic-cleanup": ("time",),
 }
 
@@ -75,13 +96,30 @@ def _connection_pool(shape: Shape) -> Plan:
         return Plan("connection-pool", NOT_APPLICABLE, NO_CLIENT)
     stale = pool_is_outdated(shape.pool_revision)
     steps = []
-    if POOL_CLASS not in shape.module_names or stale:  # the pool's code is what needs the imports
+    theirs = shape.upstream is not None and shape.upstream.pool_is_theirs
+    if POOL_CLASS not in shape.module_names or stale or theirs:  # the pool's code is what needs the imports
         steps += ["pool-class", *import_steps(shape, "connection-pool")]
     if POOL_ATTRIBUTE not in shape.init_attrs:
         steps.append("pool-attribute")
     if shape.client_builders or (stale and shape.synced_getters):
         steps.append("use-pool")
+    if shape.upstream is not None:
+        return _upstream_verdict(
+            "connection-pool",
+            steps,
+            {
+                "pool-class": (shape.upstream.pool_is_theirs, UPSTREAM_POOL),
+                "no-retry": (shape.upstream.retrying_methods, UPSTREAM_RETRY),
+            },
+        )
     return _verdict("connection-pool", steps, STALE_POOL if stale else "")
+
+
+def _upstream_verdict(name: str, steps: list[str], repairs: Mapping[str, tuple[object, str]]) -> Plan:
+    """A fix's verdict on claude-mpm's own 3.9.4-3.9.11 fix: each repair still needed adds its step and its reason."""
+    needed = {step: reason for step, (wanted, reason) in repairs.items() if wanted}
+    reasons = "; ".join(dict.fromkeys(needed.values()))
+    return _verdict(name, [*steps, *(step for step in needed if step not in steps)], reasons)
 
 
 def _singleton(shape: Shape) -> Plan:
@@ -90,13 +128,27 @@ def _singleton(shape: Shape) -> Plan:
         steps.append("globals")
     if shape.main_builds_handler:
         steps.append("main")
+    upstream = shape.upstream
+    if upstream is not None:
+        if upstream.stdin_waits:
+            steps += import_steps(shape, "stdin-wait")
+        repairs = {
+            "main-returns": (upstream.exit_replies, UPSTREAM_EXIT),
+            "alarm-once": (upstream.alarm_replies, UPSTREAM_ALARM),
+            "stdin-wait": (upstream.stdin_waits, UPSTREAM_STDIN),
+        }
+        return _upstream_verdict("singleton", steps, repairs)
     return _verdict("singleton", steps)
 
 
 def _limits(shape: Shape) -> Plan:
     if not shape.needed_limits:
         return Plan("limits", NOT_APPLICABLE, NO_COLLECTIONS)
-    return _verdict("limits", (f"constant:{name}" for name in shape.needed_limits if name not in shape.module_names))
+    steps = [f"constant:{name}" for name in shape.needed_limits if name not in shape.module_names]
+    if shape.upstream is not None:
+        repairs = {f"attribute:{name}": (True, UPSTREAM_LIMITS) for name in shape.upstream.literal_limits}
+        return _upstream_verdict("limits", steps, repairs)
+    return _verdict("limits", steps)
 
 
 def _periodic_cleanup(shape: Shape) -> Plan:
@@ -111,13 +163,20 @@ def _periodic_cleanup(shape: Shape) -> Plan:
         steps.append("call")
     if shape.has_git_cache:
         steps.extend(import_steps(shape, "periodic-cleanup"))
+    if shape.upstream is not None:
+        return _upstream_verdict(
+            "periodic-cleanup", steps, {"method": (shape.upstream.cleanup_is_theirs, UPSTREAM_CLEANUP)}
+        )
     return _verdict("periodic-cleanup", steps)
 
 
 def _teardown(shape: Shape) -> Plan:
     if not shape.has_socketio_client:
         return Plan("teardown", NOT_APPLICABLE, f"no connection pool to close: {NO_CLIENT}")
-    return _verdict("teardown", [] if shape.del_closes_pool else ["del"])
+    steps = [] if shape.del_closes_pool else ["del"]
+    if shape.upstream is not None:
+        return _upstream_verdict("teardown", steps, {"del": (shape.upstream.del_is_theirs, UPSTREAM_DEL)})
+    return _verdict("teardown", steps)
 
 
 PLANNERS: dict[str, Callable[[Shape], Plan]] = {
@@ -131,7 +190,7 @@ PLANNERS: dict[str, Callable[[Shape], Plan]] = {
 
 def plan_fixes(shape: Shape) -> dict[str, Plan]:
     """Every fix's verdict, in registry order."""
-    if shape.upstream_fixed:
+    if shape.upstream_fixed and shape.upstream is None:  # 4.x and later; 3.9.4-3.9.11 are repaired
         return {name: Plan(name, NOT_APPLICABLE, UPSTREAM_REASON) for name in FIX_NAMES}
     return {name: PLANNERS[name](shape) for name in FIX_NAMES}
 
