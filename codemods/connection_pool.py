@@ -177,7 +177,8 @@ class ConnectionPoolFix(FixTransformer):
     NAME = "connection-pool"
     DESCRIPTION = (
         "Add SocketIOConnectionPool (at most max_connections live clients, dead ones dropped); "
-        "the handler gets its Socket.IO client from the pool instead of building one per event."
+        "the handler gets its Socket.IO client from the pool instead of building one per event. "
+        "Replaces claude-mpm 3.9.4-3.9.11's own pool in place, and its retry through an immediate reconnection."
     )
 
     def leave_ClassDef(self, original_node: cst.ClassDef, updated_node: cst.ClassDef) -> cst.ClassDef:
@@ -196,6 +197,7 @@ class ConnectionPoolFix(FixTransformer):
                 lambda statement: contains_call(statement, calls_attribute("get_connection")),
                 NO_RETRY_NOTE,
                 in_except=True,
+                through_end=True,  # what follows may use the client it asked for
             )
             body = [
                 cst.ensure_type(s.visit(retry), cst.FunctionDef)

@@ -22,7 +22,8 @@ class LimitsFix(FixTransformer):
     NAME = "limits"
     DESCRIPTION = (
         "Add MAX_DELEGATION_TRACKING, MAX_PROMPT_TRACKING, MAX_CACHE_AGE_SECONDS and "
-        "CLEANUP_INTERVAL_EVENTS (values from the config), only those this layout's collections need."
+        "CLEANUP_INTERVAL_EVENTS (values from the config), only those this layout's collections need; "
+        "claude-mpm 3.9.4-3.9.11's limit attributes read them."
     )
 
     def leave_ClassDef(self, original_node: cst.ClassDef, updated_node: cst.ClassDef) -> cst.ClassDef:

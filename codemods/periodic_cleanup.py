@@ -60,7 +60,8 @@ class PeriodicCleanupFix(FixTransformer):
     NAME = "periodic-cleanup"
     DESCRIPTION = (
         "Add _cleanup_old_entries() (trims each tracked collection to its limit, oldest first; expires "
-        "git-branch cache entries); handle() counts events and calls it every CLEANUP_INTERVAL_EVENTS."
+        "git-branch cache entries); handle() counts events and calls it every CLEANUP_INTERVAL_EVENTS. "
+        "Replaces claude-mpm 3.9.4-3.9.11's own, which keeps the keys that sort last."
     )
 
     def leave_ClassDef(self, original_node: cst.ClassDef, updated_node: cst.ClassDef) -> cst.ClassDef:

@@ -80,7 +80,7 @@ class SingletonFix(FixTransformer):
     NAME = "singleton"
     DESCRIPTION = (
         "Add module globals _global_handler and _handler_lock; main() creates the handler once, "
-        "under the lock, and reuses it."
+        "under the lock, and reuses it. In claude-mpm 3.9.9-3.9.11: one reply per hook, and a main() that returns."
     )
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef) -> cst.FunctionDef:

@@ -81,9 +81,10 @@ def calls_or_registers(names: Collection[str]) -> Callable[[cst.Call], bool]:
 
 
 def drop_from_block(
-    block: cst.IndentedBlock, drop: Callable[[cst.BaseStatement], bool], note: str
+    block: cst.IndentedBlock, drop: Callable[[cst.BaseStatement], bool], note: str, through_end: bool = False
 ) -> cst.IndentedBlock:
-    """Take the statements ``drop`` picks out of a block; the mark ``note`` stands where they were."""
+    """Take the statements ``drop`` picks out of a block (``through_end``: and all that follow the first, which
+    may use what it bound); the mark ``note`` stands where they were."""
     body = list(block.body)
     if not any(drop(statement) for statement in body):
         return block
@@ -94,7 +95,7 @@ def drop_from_block(
         if not isinstance(statement, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
             kept.append(statement)
             continue
-        if drop(statement):
+        if drop(statement) or (through_end and waiting):
             blank = [line for line in statement.leading_lines if line.comment is None]
             waiting = [*waiting, *blank, *([] if waiting else [comment])]
             continue
@@ -118,25 +119,30 @@ class DropStatements(cst.CSTTransformer):
         *,
         in_except: bool = False,
         in_functions: Collection[str] = (),
+        through_end: bool = False,
     ) -> None:
         super().__init__()
         self.drop, self.note, self.in_except, self.in_functions = drop, note, in_except, in_functions
+        self.through_end = through_end
+
+    def _dropped(self, block: cst.IndentedBlock) -> cst.IndentedBlock:
+        return drop_from_block(block, self.drop, self.note, self.through_end)
 
     def _everywhere(self) -> bool:
         return not self.in_except and not self.in_functions
 
     def leave_IndentedBlock(self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock):
-        return drop_from_block(updated_node, self.drop, self.note) if self._everywhere() else updated_node
+        return self._dropped(updated_node) if self._everywhere() else updated_node
 
     def leave_ExceptHandler(self, original_node: cst.ExceptHandler, updated_node: cst.ExceptHandler):
         if not self.in_except or not isinstance(updated_node.body, cst.IndentedBlock):
             return updated_node
-        return updated_node.with_changes(body=drop_from_block(updated_node.body, self.drop, self.note))
+        return updated_node.with_changes(body=self._dropped(updated_node.body))
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef):
         if updated_node.name.value not in self.in_functions or not isinstance(updated_node.body, cst.IndentedBlock):
             return updated_node
-        return updated_node.with_changes(body=drop_from_block(updated_node.body, self.drop, self.note))
+        return updated_node.with_changes(body=self._dropped(updated_node.body))
 
 
 def is_stdin_select(statement: cst.BaseStatement) -> bool:

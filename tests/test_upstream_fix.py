@@ -26,6 +26,7 @@ from fixer import pipeline
 from fixer.cli import main
 from fixer.results import ALREADY_FIXED, APPLIED, OK, PATCHED
 from tests.helpers_pyflakes import undefined_names
+from tests.test_codemods import _code_and_imports
 
 pytestmark = pytest.mark.corpus
 
@@ -136,14 +137,7 @@ def test_a_partial_repair_is_completed_never_taken_for_upstreams_code(releases):
         assert shape.upstream is not None, first
         assert any(plan.status == PENDING for plan in plans.values()), first
         completed = fix_source(partial).source
-        assert _code_and_imports(completed) == _code_and_imports(whole), first
-
-
-def _code_and_imports(source: bytes):
-    tree = ast.parse(source)
-    imports = sorted(ast.dump(node) for node in tree.body if isinstance(node, ast.Import))
-    tree.body = [node for node in tree.body if not isinstance(node, ast.Import)]
-    return ast.dump(tree), imports
+        assert _code_and_imports(completed.decode()) == _code_and_imports(whole.decode()), first
 
 
 def test_a_failed_verification_puts_the_release_back(releases, tmp_path, monkeypatch, capsys):
