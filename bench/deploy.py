@@ -139,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     print(table(headers, [figures.row() for figures in results]))
     ours = [figures for figures in results if figures.label.startswith("ours")]
-    verdicts = [f"{f.transport} {f.ratio:.2f}x" for f in ours]
+    verdicts = [f"{f.label.removeprefix('ours ')} {f.transport} {f.ratio:.2f}x" for f in ours]
     met = all(figures.ratio <= TARGET_RATIO for figures in ours)
     target = f"target <= {TARGET_RATIO}x: {'met' if met else 'MISSED'}"
     print(f"\nours, server up / no server: {', '.join(verdicts)} ({target})")
