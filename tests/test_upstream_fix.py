@@ -55,9 +55,7 @@ def test_check_flags_the_release_with_reasons(version, releases, capsys):
     assert main(["check", str(releases[version]), "--format", "json"]) == 1
     (entry,) = json.loads(capsys.readouterr().out)["files"]
     assert entry["status"] == "pending"
-    assert (
-        entry["layout"] == f"claude-mpm's own fix {variant_of(version)}" + entry["layout"].split(variant_of(version))[1]
-    )
+    assert entry["layout"].startswith(f"claude-mpm's own fix {variant_of(version)} ")
     pending = {fix["name"]: fix["reason"] for fix in entry["fixes"] if fix["status"] == "pending"}
     assert set(pending) == set(FIX_NAMES) - ({"singleton"} if variant_of(version) == "3.9.4-3.9.8" else set())
     assert "finalization" in pending["connection-pool"] and "immediate reconnection" in pending["connection-pool"]
