@@ -18,7 +18,10 @@ PENDING, PRESENT, NOT_APPLICABLE = "pending", "present", "not-applicable"
 FIX_NAMES: tuple[str, ...] = ("connection-pool", "singleton", "limits", "periodic-cleanup", "teardown")
 REQUIRES: dict[str, tuple[str, ...]] = {"periodic-cleanup": ("limits",), "teardown": ("connection-pool",)}
 
-UPSTREAM_REASON = "fixed upstream (claude-mpm 3.9.4+ ships its own _global_handler and connection pool): nothing to do"
+UPSTREAM_REASON = (
+    "fixed upstream (claude-mpm 4.x+ keeps its own _global_handler, and its connection pool outside this file): "
+    "nothing to do"
+)
 NO_COLLECTIONS = (
     "nothing to bound: __init__ keeps no active_delegations, delegation_requests, pending_prompts or git cache"
 )

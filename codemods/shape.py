@@ -110,7 +110,7 @@ class Shape:
         if self.upstream is not None:
             return self.upstream.layout
         if self.upstream_fixed:
-            return "fixed upstream (3.9.4+)"
+            return "fixed upstream (4.x+)"
         if not self.has_socketio_client and not self.tracked:
             return "3.0-3.1 (no Socket.IO client, no tracking)"
         if "pending_prompts" in self.tracked:
