@@ -18,7 +18,7 @@ from .base import (
     with_class_body,
 )
 from .shape import HANDLER_CLASS, POOL_CLASS, POOL_REVISION, UnsupportedShape
-from .upstream_repair import DropStatements, calls_attribute, contains_call
+from .upstream_repair import DropStatements, calls_attribute, contains_call, visit_methods
 
 NO_RETRY_NOTE = mark(
     "connection-pool", "no retry through an immediate reconnection: the pool tries a failed port again later"
@@ -199,13 +199,7 @@ class ConnectionPoolFix(FixTransformer):
                 in_except=True,
                 through_end=True,  # what follows may use the client it asked for
             )
-            body = [
-                cst.ensure_type(s.visit(retry), cst.FunctionDef)
-                if isinstance(s, cst.FunctionDef) and s.name.value in retrying
-                else s
-                for s in block_statements(updated_node)
-            ]
-            updated_node = with_class_body(updated_node, body)
+            updated_node = visit_methods(updated_node, dict.fromkeys(retrying, retry))
         if "pool-attribute" in self.steps:
             attribute = self.statement(
                 POOL_ATTRIBUTE_CODE.substitute(max_connections=self.settings.max_connections, mark=mark(self.NAME))

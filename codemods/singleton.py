@@ -6,13 +6,11 @@ import libcst as cst
 
 from .base import (
     FixTransformer,
-    block_statements,
     defines,
     insert_before,
     is_handler_class,
     mark,
     prepend_to_body,
-    with_class_body,
 )
 from .shape import HANDLER_CLASS, REPLY_METHOD
 from .upstream_repair import (
@@ -22,6 +20,7 @@ from .upstream_repair import (
     calls_attribute,
     calls_or_registers,
     is_call_statement,
+    visit_methods,
 )
 
 EXIT_REPLY_NOTE = mark("singleton", "handle() has replied; main() returns, so a long-lived process can call it again")
@@ -110,13 +109,7 @@ class SingletonFix(FixTransformer):
             )
         if "stdin-wait" in self.steps:
             edits.update(dict.fromkeys(upstream.stdin_waits, WaitForStdinAnyway(self)))
-        body = [
-            cst.ensure_type(s.visit(edits[s.name.value]), cst.FunctionDef)
-            if isinstance(s, cst.FunctionDef) and s.name.value in edits
-            else s
-            for s in block_statements(updated_node)
-        ]
-        return with_class_body(updated_node, body) if edits else updated_node
+        return visit_methods(updated_node, edits) if edits else updated_node
 
     def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
         if "globals" in self.steps:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection
 
 import libcst as cst
 
-from .base import FixTransformer, Statement, mark
+from .base import FixTransformer, Statement, block_statements, mark, with_class_body
 
 # A module function the singleton fix adds for 3.9.9+, whose handler waits for stdin with select().
 STDIN_HELPER = "_stdin_ready"
@@ -29,6 +29,17 @@ def {STDIN_HELPER}(timeout):
     ready, _, _ = select.select([descriptor], [], [], timeout)
     return bool(ready)
 '''
+
+
+def visit_methods(classdef: cst.ClassDef, edits: dict[str, cst.CSTTransformer]) -> cst.ClassDef:
+    """Run each transformer in ``edits`` over the method of that name (the other statements are kept as they are)."""
+    body = [
+        cst.ensure_type(s.visit(edits[s.name.value]), cst.FunctionDef)
+        if isinstance(s, cst.FunctionDef) and s.name.value in edits
+        else s
+        for s in block_statements(classdef)
+    ]
+    return with_class_body(classdef, body)
 
 
 class _CallFinder(cst.CSTVisitor):
