@@ -50,11 +50,12 @@ UPSTREAM_DEL = (
     "claude-mpm's own __del__ closes the pool's clients during interpreter finalization, where a disconnect "
     "blocks or drops what is queued"
 )
+# The modules the singleton fix's stdin helper uses (claude-mpm 3.9.9-3.9.11 only).
+STDIN_HELPER_IMPORTS = ("select", "sys")
 # The modules the injected code of each fix uses.
 IMPORTS: dict[str, tuple[str, ...]] = {
     "connection-pool": ("sys", "threading", "time", "weakref"),
     "singleton": ("threading",),
-    "stdin-wait": ("select", "sys"),
     "periodic-cleanup": ("time",),
 }
 
@@ -134,7 +135,7 @@ def _singleton(shape: Shape) -> Plan:
     upstream = shape.upstream
     if upstream is not None:
         if upstream.stdin_waits:
-            steps += import_steps(shape, "stdin-wait")
+            steps += [IMPORT_STEP + name for name in STDIN_HELPER_IMPORTS if name not in shape.module_names]
         repairs = {
             "main-returns": (upstream.exit_replies, UPSTREAM_EXIT),
             "alarm-once": (upstream.alarm_replies, UPSTREAM_ALARM),
