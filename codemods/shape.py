@@ -213,7 +213,8 @@ def _upstream_fix(tree: ast.Module, text: str, methods, main: ast.FunctionDef, a
     pool = _top_level(tree, ast.ClassDef, POOL_CLASS)
     if pool is None or POOL_ATTRIBUTE not in {attr for attr, _ in assignments}:
         return None
-    unknown = sorted(_pool_calls(tree) - POOL_METHODS)
+    pool_calls, retrying, stdin_waits = _upstream_method_facts(methods)
+    unknown = sorted(pool_calls - POOL_METHODS)
     if unknown:
         raise UnsupportedShape(
             f"the handler calls connection_pool.{unknown[0]}(), which this tool's pool does not have"
@@ -229,10 +230,10 @@ def _upstream_fix(tree: ast.Module, text: str, methods, main: ast.FunctionDef, a
     return UpstreamFix(
         variant="3.9.9-3.9.11" if alarm else "3.9.4-3.9.8",
         pool_is_theirs=not _marked_above(lines, pool, "connection-pool"),
-        retrying_methods=tuple(name for name, node in methods.items() if _retries_in_except(node)),
+        retrying_methods=retrying,
         exit_replies=tuple(sorted(name for name in exiting if _calls_or_registers(main, name))),
         alarm_replies=alarm_replies,
-        stdin_waits=tuple(name for name, node in methods.items() if stdin_selects(node)),
+        stdin_waits=stdin_waits,
         literal_limits=tuple(
             attr
             for attr, value in assignments
@@ -243,17 +244,28 @@ def _upstream_fix(tree: ast.Module, text: str, methods, main: ast.FunctionDef, a
     )
 
 
-def _pool_calls(tree: ast.Module) -> set[str]:
-    """The attributes read on ``self.connection_pool`` anywhere in the module."""
-    return {
-        node.attr
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Attribute)
-        and isinstance(node.value, ast.Attribute)
-        and node.value.attr == POOL_ATTRIBUTE
-        and isinstance(node.value.value, ast.Name)
-        and node.value.value.id == "self"
-    }
+def _upstream_method_facts(methods: dict[str, ast.FunctionDef]) -> tuple[set[str], tuple[str, ...], tuple[str, ...]]:
+    """One walk over the handler's methods: the attributes used on ``self.connection_pool``, the methods whose
+    except block asks the pool for a client again (an emit retried through an immediate reconnection), and
+    the methods that wait for stdin with ``select()`` on ``sys.stdin``."""
+    pool_calls: set[str] = set()
+    retrying: dict[str, None] = {}
+    stdin_waits: dict[str, None] = {}
+    for name, function in methods.items():
+        for node in ast.walk(function):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Attribute)
+                and node.value.attr == POOL_ATTRIBUTE
+                and isinstance(node.value.value, ast.Name)
+                and node.value.value.id == "self"
+            ):
+                pool_calls.add(node.attr)
+            elif isinstance(node, ast.ExceptHandler) and any(_calls_method(s, "get_connection") for s in node.body):
+                retrying[name] = None
+            elif _is_stdin_select(node):
+                stdin_waits[name] = None
+    return pool_calls, tuple(retrying), tuple(stdin_waits)
 
 
 def _nested_functions(function: ast.FunctionDef) -> list[ast.FunctionDef]:
@@ -295,26 +307,16 @@ def _bare_except_replies(handle: ast.FunctionDef) -> bool:
     )
 
 
-def _retries_in_except(function: ast.FunctionDef) -> bool:
-    """An except block that asks the pool for a client again: the emit retried through an immediate reconnection."""
-    return any(
-        isinstance(node, ast.ExceptHandler) and any(_calls_method(s, "get_connection") for s in node.body)
-        for node in ast.walk(function)
+def _is_stdin_select(node: ast.AST) -> bool:
+    """``ready, ... = select.select([sys.stdin], ...)``"""
+    return (
+        isinstance(node, ast.Assign)
+        and isinstance(node.value, ast.Call)
+        and _is_call(node.value, "select", "select")
+        and bool(node.value.args)
+        and isinstance(node.value.args[0], ast.List)
+        and any(_is_sys_stdin(elt) for elt in node.value.args[0].elts)
     )
-
-
-def stdin_selects(node: ast.AST) -> list[ast.Assign]:
-    """``ready, ... = select.select([sys.stdin], ...)`` statements under ``node``."""
-    return [
-        found
-        for found in ast.walk(node)
-        if isinstance(found, ast.Assign)
-        and _is_call(found.value, "select", "select")
-        and isinstance(found.value, ast.Call)
-        and found.value.args
-        and isinstance(found.value.args[0], ast.List)
-        and any(_is_sys_stdin(elt) for elt in found.value.args[0].elts)
-    ]
 
 
 def _is_sys_stdin(node: ast.expr) -> bool:
