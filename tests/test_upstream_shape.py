@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 
 from codemods.engine import assess, fix_source
-from codemods.plan import FIX_NAMES, PENDING, PRESENT
+from codemods.plan import FIX_NAMES
 from fixer.cli import main
 from tests.helpers_pyflakes import undefined_names
 
+PENDING, PRESENT = "pending", "present"  # as the command line documents them
 SHAPE = Path(__file__).resolve().parent.parent / "fixtures" / "shape-3.9.9-upstream"
 ORIGINAL = (SHAPE / "claude_mpm" / "hooks" / "claude_hooks" / "hook_handler.py").read_bytes()
 EXPECTED = (SHAPE / "expected_hook_handler.py").read_bytes()
