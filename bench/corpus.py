@@ -30,6 +30,10 @@ PRE_FIX = (
 ).split()
 FIXED_UPSTREAM = "3.9.4 3.9.5 3.9.6 3.9.7 3.9.8 3.9.9 3.9.11 4.0.3 4.1.0 4.5.0 5.0.1 5.4.50 5.9.10".split()
 ALL_RELEASES = PRE_FIX + FIXED_UPSTREAM
+# claude-mpm's own fix as released in 3.9.4-3.9.11 (3.9.10 is not on the index) breaks the hook in real use:
+# `apply` repairs it. What it refactored from 4.x on is left byte-identical.
+UPSTREAM_BROKEN = "3.9.4 3.9.5 3.9.6 3.9.7 3.9.8 3.9.9 3.9.11".split()
+LEFT_ALONE = [version for version in FIXED_UPSTREAM if version not in UPSTREAM_BROKEN]
 # One release of each layout that has a Socket.IO client (what the soak test drives).
 SOCKETIO_LAYOUTS = ("3.2.1", "3.3.2", "3.4.0", "3.5.0", "3.6.0", "3.8.1")
 

@@ -1,6 +1,7 @@
 """The hook where claude-mpm really runs it: one ``python hook_handler.py`` process per event.
 
-For claude-mpm 3.8.1 unpatched, upstream's own fix (3.9.4) and 3.8.1 patched by this tool,
+For claude-mpm 3.8.1 unpatched, upstream's own fix (3.9.4 and 3.9.11, as shipped), and each of
+them patched (3.8.1) or repaired (3.9.4, 3.9.11) by this tool,
 over both transports (claude-mpm's own dependencies give HTTP long-polling; websocket-client
 on PYTHONPATH makes the client upgrade to websocket), it runs hook processes one after
 another, as ``hook_wrapper.sh`` does, with the dashboard-like server up, with nothing
@@ -32,7 +33,14 @@ from fixer.verify import expected_deliveries
 from fixer.verify.driver import NO_SERVER, SERVER_UP, WEDGED, PerProcessRun, run_per_process
 
 # (label, release, patched by this tool)
-VARIANTS = (("unpatched 3.8.1", "3.8.1", False), ("upstream 3.9.4", "3.9.4", False), ("ours 3.8.1", "3.8.1", True))
+VARIANTS = (
+    ("unpatched 3.8.1", "3.8.1", False),
+    ("upstream 3.9.4", "3.9.4", False),
+    ("upstream 3.9.11", "3.9.11", False),
+    ("ours 3.8.1", "3.8.1", True),
+    ("ours 3.9.4", "3.9.4", True),
+    ("ours 3.9.11", "3.9.11", True),
+)
 CONDITIONS = (SERVER_UP, NO_SERVER, WEDGED)
 TARGET_RATIO = 1.35
 
@@ -131,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     print(table(headers, [figures.row() for figures in results]))
     ours = [figures for figures in results if figures.label.startswith("ours")]
-    verdicts = [f"{f.transport} {f.ratio:.2f}x" for f in ours]
+    verdicts = [f"{f.label.removeprefix('ours ')} {f.transport} {f.ratio:.2f}x" for f in ours]
     met = all(figures.ratio <= TARGET_RATIO for figures in ours)
     target = f"target <= {TARGET_RATIO}x: {'met' if met else 'MISSED'}"
     print(f"\nours, server up / no server: {', '.join(verdicts)} ({target})")

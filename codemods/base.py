@@ -162,14 +162,17 @@ def defines(kind: type[cst.ClassDef] | type[cst.FunctionDef], name: str) -> Call
 
 
 def replace_statement(
-    module: cst.Module, predicate: Callable[[Statement], bool], statements: Sequence[Statement]
+    module: cst.Module,
+    predicate: Callable[[Statement], bool],
+    statements: Sequence[Statement],
+    keep_comments: bool = False,
 ) -> cst.Module:
     """Put ``statements`` where the first top-level statement matching ``predicate`` was.
 
-    The blank lines before it stay; its comments (our old mark) go with it."""
+    The blank lines before it stay; its comments (our old mark) go with it, unless ``keep_comments``."""
     body = list(module.body)
     position = next(index for index, statement in enumerate(body) if predicate(statement))
-    blank = [line for line in body[position].leading_lines if line.comment is None]
+    blank = [line for line in body[position].leading_lines if keep_comments or line.comment is None]
     first = statements[0]
     body[position : position + 1] = [first.with_changes(leading_lines=[*blank, *first.leading_lines]), *statements[1:]]
     return module.with_changes(body=body)

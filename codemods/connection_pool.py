@@ -19,8 +19,11 @@ from .base import (
 from .plan import PoolStep
 from .registry import fix_of_module
 from .shape import HANDLER_CLASS, POOL_CLASS, POOL_REVISION, UnsupportedShape
+from .upstream_repair import DropStatements, calls_attribute, contains_call, visit_methods
 
 FIX = fix_of_module(__name__)
+
+NO_RETRY_NOTE = FIX.mark("no retry through an immediate reconnection: the pool tries a failed port again later")
 
 POOL_CLASS_CODE = Template('''
 $mark
@@ -184,6 +187,15 @@ class ConnectionPoolFix(FixTransformer):
                 for s in block_statements(updated_node)
             ]
             updated_node = with_class_body(updated_node, body)
+        if PoolStep.NO_RETRY in self.steps and self.shape.upstream is not None:
+            retrying = self.shape.upstream.retrying_methods
+            retry = DropStatements(
+                lambda statement: contains_call(statement, calls_attribute("get_connection")),
+                NO_RETRY_NOTE,
+                in_except=True,
+                through_end=True,  # what follows may use the client it asked for
+            )
+            updated_node = visit_methods(updated_node, dict.fromkeys(retrying, retry))
         if PoolStep.POOL_ATTRIBUTE in self.steps:
             attribute = self.statement(
                 POOL_ATTRIBUTE_CODE.substitute(max_connections=self.settings.max_connections, mark=FIX.mark())
@@ -206,8 +218,9 @@ class ConnectionPoolFix(FixTransformer):
     def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
         if PoolStep.POOL_CLASS in self.steps:
             pool = self.statements(POOL_CLASS_CODE.substitute(mark=FIX.mark(), revision=POOL_REVISION))
-            if self.shape.pool_revision is None:
+            if self.shape.pool_revision is None and self.shape.upstream is None:
                 updated_node = insert_before(updated_node, defines(cst.ClassDef, HANDLER_CLASS), pool)
-            else:  # an older pool of ours: the new one takes its place
-                updated_node = replace_statement(updated_node, defines(cst.ClassDef, POOL_CLASS), pool)
+            else:  # an older pool of ours, or claude-mpm's own (3.9.4-3.9.11): the new one takes its place
+                theirs = self.shape.pool_revision is None  # upstream's comments above it are not about the pool
+                updated_node = replace_statement(updated_node, defines(cst.ClassDef, POOL_CLASS), pool, theirs)
         return self.add_pending_imports(updated_node)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from .base import FixTransformer, insert_method_after, is_handler_class, prepend_to_method
+from .base import FixTransformer, find_method, insert_method_after, is_handler_class, prepend_to_method, replace_method
 from .plan import CleanupStep
 from .registry import fix_of_module
 from .shape import CACHE_AGE_LIMIT, CLEANUP_INTERVAL, CLEANUP_METHOD, EVENT_COUNTER, TRACKED_COLLECTIONS
@@ -63,8 +63,17 @@ class PeriodicCleanupFix(FixTransformer):
         if CleanupStep.CALL in self.steps:
             updated_node = prepend_to_method(updated_node, "handle", self.statements(COUNT_AND_CLEAN_CODE))
         if CleanupStep.METHOD in self.steps:
-            method = self.statement(cleanup_method_code(self.shape.tracked, self.shape.has_git_cache))
-            updated_node = insert_method_after(updated_node, "__init__", method)
+            method = cst.ensure_type(
+                self.statement(cleanup_method_code(self.shape.tracked, self.shape.has_git_cache)), cst.FunctionDef
+            )
+            existing = find_method(updated_node, CLEANUP_METHOD)  # claude-mpm 3.9.4-3.9.11's own: ours takes its place
+            if existing is None:
+                updated_node = insert_method_after(updated_node, "__init__", method)
+            else:
+                leading_lines = [*existing.leading_lines, *method.leading_lines]
+                updated_node = replace_method(
+                    updated_node, CLEANUP_METHOD, method.with_changes(leading_lines=leading_lines)
+                )
         return updated_node
 
     def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:

@@ -61,7 +61,8 @@ FIXES: tuple[Fix, ...] = (
     Fix(
         "connection-pool",
         "Add SocketIOConnectionPool (at most max_connections live clients, dead ones dropped); "
-        "the handler gets its Socket.IO client from the pool instead of building one per event.",
+        "the handler gets its Socket.IO client from the pool instead of building one per event. "
+        "Replaces claude-mpm 3.9.4-3.9.11's own pool in place, and its retry through an immediate reconnection.",
         steps=plan.PoolStep,
         planner=plan.plan_connection_pool,
         transformer="connection_pool.ConnectionPoolFix",
@@ -71,7 +72,7 @@ FIXES: tuple[Fix, ...] = (
     Fix(
         "singleton",
         "Add module globals _global_handler and _handler_lock; main() creates the handler once, "
-        "under the lock, and reuses it.",
+        "under the lock, and reuses it. In claude-mpm 3.9.9-3.9.11: one reply per hook, and a main() that returns.",
         steps=plan.SingletonStep,
         planner=plan.plan_singleton,
         transformer="singleton.SingletonFix",
@@ -81,7 +82,8 @@ FIXES: tuple[Fix, ...] = (
     Fix(
         "limits",
         "Add MAX_DELEGATION_TRACKING, MAX_PROMPT_TRACKING, MAX_CACHE_AGE_SECONDS and "
-        "CLEANUP_INTERVAL_EVENTS (values from the config), only those this layout's collections need.",
+        "CLEANUP_INTERVAL_EVENTS (values from the config), only those this layout's collections need; "
+        "claude-mpm 3.9.4-3.9.11's limit attributes read them.",
         steps=plan.LimitStep,
         planner=plan.plan_limits,
         transformer="limits.LimitsFix",
@@ -90,7 +92,8 @@ FIXES: tuple[Fix, ...] = (
     Fix(
         "periodic-cleanup",
         "Add _cleanup_old_entries() (trims each tracked collection to its limit, oldest first; expires "
-        "git-branch cache entries); handle() counts events and calls it every CLEANUP_INTERVAL_EVENTS.",
+        "git-branch cache entries); handle() counts events and calls it every CLEANUP_INTERVAL_EVENTS. "
+        "Replaces claude-mpm 3.9.4-3.9.11's own, which keeps the keys that sort last.",
         steps=plan.CleanupStep,
         planner=plan.plan_periodic_cleanup,
         transformer="periodic_cleanup.PeriodicCleanupFix",
@@ -122,7 +125,7 @@ def fix_of_module(module: str) -> Fix:
 
 def plan_fixes(shape: Shape) -> dict[str, Plan]:
     """Every fix's verdict, in registry order."""
-    if shape.upstream_fixed:
+    if shape.upstream_fixed and shape.upstream is None:  # 4.x and later; 3.9.4-3.9.11 are repaired
         return {fix.name: plan.not_applicable(fix, plan.UPSTREAM_REASON) for fix in FIXES}
     return {fix.name: fix.plan(shape) for fix in FIXES}
 

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import libcst as cst
 
-from .base import FixTransformer, defines, insert_before, prepend_to_body
+from .base import FixTransformer, defines, insert_before, is_handler_class, prepend_to_body
 from .plan import SingletonStep
 from .registry import fix_of_module
-from .shape import HANDLER_CLASS
+from .shape import HANDLER_CLASS, REPLY_METHOD
+from .upstream_repair import (
+    STDIN_HELPER_CODE,
+    DropStatements,
+    WaitForStdinAnyway,
+    calls_attribute,
+    calls_or_registers,
+    is_call_statement,
+    visit_methods,
+)
 
 FIX = fix_of_module(__name__)
+
+EXIT_REPLY_NOTE = FIX.mark("handle() has replied; main() returns, so a long-lived process can call it again")
+ALARM_REPLY_NOTE = FIX.mark("the except block that catches this exit replies, once")
 
 GLOBALS_CODE = f"""
 {FIX.mark("the one handler of this process")}
@@ -64,12 +76,38 @@ class SingletonFix(FixTransformer):
     FIX = FIX
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef) -> cst.FunctionDef:
-        if updated_node.name.value != "main" or SingletonStep.MAIN not in self.steps:
+        if updated_node.name.value != "main":
+            return updated_node
+        if SingletonStep.MAIN_RETURNS in self.steps and self.shape.upstream is not None:
+            exits = calls_or_registers(self.shape.upstream.exit_replies)
+            drop = DropStatements(lambda statement: is_call_statement(statement, exits), EXIT_REPLY_NOTE)
+            updated_node = cst.ensure_type(updated_node.visit(drop), cst.FunctionDef)
+        if SingletonStep.MAIN not in self.steps:
             return updated_node
         shared = cst.ensure_type(updated_node.visit(_ShareHandler(self)), cst.FunctionDef)
         return prepend_to_body(shared, [self.statement("global _global_handler")])
 
+    def leave_ClassDef(self, original_node: cst.ClassDef, updated_node: cst.ClassDef) -> cst.ClassDef:
+        """claude-mpm 3.9.9+: the timeout handler replies once; stdin is waited for without select() on it."""
+        upstream = self.shape.upstream
+        if not is_handler_class(updated_node) or upstream is None:
+            return updated_node
+        edits: dict[str, cst.CSTTransformer] = {}
+        if SingletonStep.ALARM_ONCE in self.steps:
+            replies = calls_attribute(REPLY_METHOD)
+            edits["handle"] = DropStatements(
+                lambda statement: is_call_statement(statement, replies),
+                ALARM_REPLY_NOTE,
+                in_functions=upstream.alarm_replies,
+            )
+        if SingletonStep.STDIN_WAIT in self.steps:
+            edits.update(dict.fromkeys(upstream.stdin_waits, WaitForStdinAnyway(self)))
+        return visit_methods(updated_node, edits) if edits else updated_node
+
     def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
         if SingletonStep.GLOBALS in self.steps:
             updated_node = insert_before(updated_node, defines(cst.FunctionDef, "main"), self.statements(GLOBALS_CODE))
+        if SingletonStep.STDIN_WAIT in self.steps:
+            helper = self.statements(STDIN_HELPER_CODE)
+            updated_node = insert_before(updated_node, defines(cst.FunctionDef, "main"), helper)
         return self.add_pending_imports(updated_node)

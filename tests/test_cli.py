@@ -30,7 +30,7 @@ def snapshot(folder: Path) -> dict:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize("shape", ["shape-3.8", "shape-3.0", "shape-3.8-patched-by-0.1.0"])
+@pytest.mark.parametrize("shape", ["shape-3.8", "shape-3.0", "shape-3.8-patched-by-0.1.0", "shape-3.9.9-upstream"])
 def test_apply_gives_the_expected_fixture(shape, handler):
     target = handler(shape)
     assert main(["apply", str(target)]) == 0

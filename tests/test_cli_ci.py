@@ -55,7 +55,7 @@ def unescape(text: str) -> str:
 @pytest.fixture
 def mixed_tree(real_handler):
     """A folder with a pre-fix release of each kind, an upstream-fixed one and an unrecognised file."""
-    handlers = {version: real_handler(version) for version in ("3.8.1", "3.0.0", "3.9.4")}
+    handlers = {version: real_handler(version) for version in ("3.8.1", "3.0.0", "4.5.0")}
     stranger = handlers["3.0.0"].parents[4] / "stranger" / "hooks" / "claude_hooks" / "hook_handler.py"
     stranger.parent.mkdir(parents=True)
     stranger.write_text("print('not a claude-mpm hook handler')\n")
@@ -86,9 +86,9 @@ def test_check_json_has_the_documented_keys_and_agrees_with_the_exit_code(capsys
     assert pending_file["status"] == FileStatus.PENDING and pending_file["layout"]
     assert [fix["name"] for fix in pending_file["fixes"]] == list(FIX_NAMES)
     assert {fix["status"] for fix in pending_file["fixes"]} == {FileStatus.PENDING}
-    upstream = by_path[str(handlers["3.9.4"])]
+    upstream = by_path[str(handlers["4.5.0"])]
     assert upstream["status"] == "ok"
-    assert all(fix["status"] == "not-applicable" and "3.9.4" in fix["reason"] for fix in upstream["fixes"])
+    assert all(fix["status"] == "not-applicable" and "4.x+" in fix["reason"] for fix in upstream["fixes"])
     assert by_path[str(stranger)]["status"] == FileStatus.UNSUPPORTED and by_path[str(stranger)]["message"]
     assert code == 2  # the unrecognised file wins over the pending fixes
 
@@ -163,6 +163,7 @@ def test_github_escapes_paths_and_messages(capsys, tmp_path):
 
 def test_github_gives_nothing_to_annotate_for_fixed_files(capsys, real_handler):
     handler = real_handler("3.9.11")
+    assert run(capsys, "apply", str(handler))[0] == 0  # claude-mpm's own broken fix, repaired
     code, out, _ = run(capsys, "check", str(handler), "--format", "github")
     assert code == 0
     assert annotations(out) == []
@@ -186,9 +187,10 @@ def _pip_install(python: Path, version: str) -> bytes:
 
 @pytest.mark.corpus
 def test_ci_upgrade_step_in_a_real_venv(capsys, tmp_path):
-    """Install 3.8.1: the gate fails with annotations; apply; the gate passes; upgrade to 3.9.4: no change."""
+    """Install 3.8.1: the gate fails with annotations; apply; the gate passes; upgrade to 3.9.4 (claude-mpm's
+    own broken fix): the gate fails again, apply repairs it, the gate passes; upgrade to 4.1.0: no change."""
     try:
-        corpus.fetch_all(["3.8.1", "3.9.4"])
+        corpus.fetch_all(["3.8.1", "3.9.4", "4.1.0"])
     except corpus.CorpusUnavailable as error:
         pytest.skip(str(error))
     venv.create(tmp_path / "venv", with_pip=True)
@@ -206,7 +208,13 @@ def test_ci_upgrade_step_in_a_real_venv(capsys, tmp_path):
     assert code == 0 and "1 patched" in err
     assert run(capsys, "check", *installed, "--format", "github")[0] == 0
 
-    fixed = _pip_install(python, "3.9.4")
+    upstream = _pip_install(python, "3.9.4")
+    code, out, _ = run(capsys, "check", *installed, "--format", "github")
+    assert code == 1 and len(annotations(out)) == len(FIX_NAMES) - 1  # its singleton works
+    assert run(capsys, "apply", *installed)[0] == 0 and handler.read_bytes() != upstream
+    assert run(capsys, "check", *installed)[0] == 0
+
+    fixed = _pip_install(python, "4.1.0")
     for command in ("check", "apply", "check"):
         code, _, err = run(capsys, command, *installed)
         assert code == 0, err
@@ -337,7 +345,7 @@ def test_quiet_prints_only_the_summary_and_errors(capsys, mixed_tree):
 
 
 def test_verbose_shows_every_fix_of_an_upstream_fixed_file(capsys, real_handler):
-    handler = real_handler("3.9.4")
+    handler = real_handler("4.1.0")
     _, _, normal = run(capsys, "check", str(handler))
     _, _, verbose = run(capsys, "check", str(handler), "--verbose")
     assert not any(name in normal for name in FIX_NAMES)
