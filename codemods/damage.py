@@ -2,11 +2,11 @@
 
 That script pastes a pool class, the singleton globals, limit attributes and a cleanup method into
 the handler without looking at what the module defines. Its output carries ``_global_handler`` like
-claude-mpm 3.9.4+ (upstream's shipped fix, to be left alone), but does not hang together: names the
-module never defines, a cleanup nobody calls that reads attributes nobody sets; on 3.5+ it does not
-even parse. Upstream's fix has none of that, so the two are told apart by structure, never by
-version. Whether a backup is the original such a file was made from is decided by ``script_edits``,
-from what the script really edits. Standard library ``ast`` only: ``check`` runs this.
+claude-mpm 3.9.4+ (upstream's shipped fix: repaired in 3.9.4-3.9.11, left alone from 4.x on), but does
+not hang together: names the module never defines, a cleanup nobody calls that reads attributes nobody
+sets; on 3.5+ it does not even parse. Upstream's fix has none of that, so the two are told apart by
+structure, never by version. Whether a backup is the original such a file was made from is decided by
+``script_edits``, from what the script really edits. Standard library ``ast`` only: ``check`` runs this.
 """
 
 from __future__ import annotations
