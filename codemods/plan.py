@@ -30,9 +30,10 @@ if TYPE_CHECKING:
 
 Step = TypeVar("Step", bound=Enum)
 
+# Said of every fix on 4.x and later, whether or not the file's note says that its hook breaks.
 UPSTREAM_REASON = (
-    "fixed upstream (claude-mpm 4.x+ keeps its own _global_handler, and its connection pool outside this file): "
-    "nothing to do"
+    "claude-mpm's own code (4.x+ keeps its own _global_handler, and its connection pool outside this file): "
+    "none of these fixes applies"
 )
 NO_COLLECTIONS = (
     "nothing to bound: __init__ keeps no active_delegations, delegation_requests, pending_prompts or git cache"
