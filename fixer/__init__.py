@@ -1,3 +1,3 @@
 """fix-memory-leaks: patch claude-mpm's leaking hook handler with LibCST codemods."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
