@@ -10,11 +10,13 @@ the deploy tests check what a ``check`` note claims about a release.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -102,14 +104,32 @@ def _hook_environment(python: Path, bin_folder: Path, python_path: str) -> dict[
     return environment
 
 
+def _private_scratch(*needed: Path) -> Path:
+    """A folder for the hooks' HOME, project and logs: a tmpfs over /tmp (the wrappers log into /tmp), unless
+    something the run needs lives under /tmp (a checkout or cache there, as in CI), which the tmpfs would hide;
+    then a fresh folder of its own under /tmp."""
+    if not any(Path("/tmp") in path.resolve().parents for path in needed):
+        subprocess.run(["mount", "-t", "tmpfs", "tmpfs", "/tmp"], check=True)
+        return Path("/tmp")
+    scratch = Path(tempfile.mkdtemp(prefix="hook-delivery-"))
+    atexit.register(shutil.rmtree, scratch, True)  # this process is the run: gone with it
+    return scratch
+
+
 def _run(python: Path, events: int, python_path: str) -> dict:
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", "/tmp"], check=True)  # the wrappers log into /tmp
     wrapper = next(python.parent.parent.glob("lib/python*/site-packages/claude_mpm/hooks/claude_hooks/hook_wrapper.sh"))
-    environment = _hook_environment(python, Path("/tmp"), python_path)
-    project = Path("/tmp/project")  # the hooks write .claude-mpm/ into the project they run in
+    needed = [
+        python.parent.parent,
+        ROOT,
+        Path(sys.prefix),
+        *(Path(path) for path in python_path.split(os.pathsep) if path),
+    ]
+    scratch = _private_scratch(*needed)
+    environment = _hook_environment(python, scratch, python_path)
+    project = scratch / "project"  # the hooks write .claude-mpm/ into the project they run in
     project.mkdir()
-    environment["HOME"] = "/tmp"
+    environment["HOME"] = str(scratch)
     replies, seconds = [], []
     with Dashboard() as dashboard:
         for index in range(events):
