@@ -176,8 +176,8 @@ def release_row(version: str) -> str:
     """The README table row of a release: layout, fixes that apply, what ``apply`` does (to the handler as the
     wheel installs it, with its wrapper and modules beside it)."""
     from codemods.engine import assess
-    from codemods.known_breakage import known_breakage
-    from codemods.registry import FIX_NAMES
+    from codemods.fixes.registry import FIX_NAMES
+    from codemods.reading.known_breakage import known_breakage
     from codemods.status import FixStatus
 
     shape, plans = assess(handler(version))

@@ -28,8 +28,8 @@ from typing import Callable
 
 import psutil
 
+from codemods.reading.shape import CLEANUP_INTERVAL, EVENT_COUNTER, GIT_CACHE, HANDLER_CLASS, TRACKED_COLLECTIONS
 from codemods.settings import Settings
-from codemods.shape import CLEANUP_INTERVAL, EVENT_COUNTER, GIT_CACHE, HANDLER_CLASS, TRACKED_COLLECTIONS
 from fixer.verify.driver import (
     SocketIOServer,
     call_hook,

@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .damage import ScriptDamage, inspect_refusing_damage
-from .plan import Plan
-from .registry import BY_NAME, FIX_NAMES, plan_fixes, resolve_selection
+from .fixes.plan import Plan
+from .fixes.registry import BY_NAME, FIX_NAMES, plan_fixes, resolve_selection
+from .reading.damage import ScriptDamage, inspect_refusing_damage
+from .reading.shape import Shape, read_marks
 from .settings import Settings
-from .shape import Shape, read_marks
 from .status import FixStatus
 
 

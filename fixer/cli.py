@@ -15,12 +15,12 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from codemods.registry import FIX_NAMES
+from codemods.fixes.registry import FIX_NAMES
 
 from . import __version__
 
 if TYPE_CHECKING:
-    from .report import Report
+    from .patch.report import Report
 
 EPILOG = """\
 exit codes: 0 done or nothing to do; 1 (check) fixes are pending; 2 an error (unparsable or
@@ -64,7 +64,7 @@ class UsageError(Exception):
 def fix_list(text: str) -> tuple[str, ...] | None:
     """``--select FIX[,FIX]``: known fix names (what they need is added later, with a note); an empty
     value is no selection (the config's, or every fix)."""
-    from codemods.registry import UnknownFix, resolve_selection
+    from codemods.fixes.registry import UnknownFix, resolve_selection
 
     if not text:
         return None
@@ -210,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _handlers(args, python_runs_them: bool = False) -> list[Path]:
     """The handlers to work on; ``python_runs_them``: ``--python`` may also name the interpreter for PATHs."""
-    from .targets import TargetError, find_handlers, installed_claude_mpm
+    from .install.targets import TargetError, find_handlers, installed_claude_mpm
 
     try:
         if args.installed:
@@ -228,10 +228,10 @@ def _handlers(args, python_runs_them: bool = False) -> list[Path]:
 
 
 def _installed_targets(args, errors_reported: bool = False):
-    """``--installed`` without ``--python``: the hooks Claude Code runs (fixer.installed), each said on stderr
+    """``--installed`` without ``--python``: the hooks Claude Code runs (fixer.install.discovery), each said on stderr
     with where it came from; a target's error is printed and counted in ``args.installed_errors`` (exit 2),
     unless ``errors_reported`` (the command reports them itself)."""
-    from .installed import discover
+    from .install.discovery import discover
 
     found = discover()
     for warning in found.warnings:
@@ -262,9 +262,9 @@ def _installed_targets(args, errors_reported: bool = False):
 
 def _selection(args):
     """(config, selected fix names, notes): --select wins over the config's ``fixes``."""
-    from codemods.registry import resolve_selection
+    from codemods.fixes.registry import resolve_selection
 
-    from .config import ConfigError, resolve_config
+    from .patch.config import ConfigError, resolve_config
 
     try:
         config = resolve_config(args.config)
@@ -277,14 +277,14 @@ def _selection(args):
 
 def _run(function, paths: Sequence[Path], args, preload_libcst: bool = False):
     """Results in the order of ``paths``; files spread over processes when there are several."""
-    from .parallel import run_all
+    from .patch.parallel import run_all
 
     progress = not args.quiet and args.format == "text" and sys.stderr.isatty()
     return run_all(function, paths, args.jobs or os.cpu_count() or 1, progress, preload_libcst, args.no_color)
 
 
 def _options(args):
-    from .report import Options
+    from .patch.report import Options
 
     return Options(quiet=args.quiet, verbose=args.verbose, no_color=args.no_color)
 
@@ -301,8 +301,8 @@ def _render(report: Report, args) -> int:
 
 
 def cmd_apply(args) -> int:
-    from .pipeline import apply_file
-    from .report import Command, Report, write_diff
+    from .patch.pipeline import apply_file
+    from .patch.report import Command, Report, write_diff
 
     config, selected, notes = _selection(args)
     paths = _handlers(args)
@@ -316,8 +316,8 @@ def cmd_apply(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from .pipeline import check_file
-    from .report import Command, Report
+    from .patch.pipeline import check_file
+    from .patch.report import Command, Report
 
     config, selected, notes = _selection(args)
     paths = _handlers(args)
@@ -326,8 +326,8 @@ def cmd_check(args) -> int:
 
 
 def cmd_restore(args) -> int:
-    from .pipeline import restore_file
-    from .report import Command, Report
+    from .patch.pipeline import restore_file
+    from .patch.report import Command, Report
 
     results = [restore_file(path, force=args.force) for path in _handlers(args)]
     report = Report(Command.RESTORE, results)
@@ -355,7 +355,7 @@ def cmd_verify(args) -> int:
 
 
 def cmd_fixes(args) -> int:
-    from codemods.registry import FIXES
+    from codemods.fixes.registry import FIXES
 
     for fix in FIXES:
         needs = f" (needs {', '.join(fix.requires)})" if fix.requires else ""
@@ -364,7 +364,7 @@ def cmd_fixes(args) -> int:
 
 
 def cmd_init(args) -> int:
-    from .init import InitError, write_default_config
+    from .patch.init import InitError, write_default_config
 
     try:
         written = write_default_config(Path(args.folder))
@@ -376,8 +376,8 @@ def cmd_init(args) -> int:
 
 
 def cmd_monitor(args) -> int:
-    from .config import ConfigError, resolve_config
     from .monitor import print_once, watch
+    from .patch.config import ConfigError, resolve_config
 
     try:
         config = resolve_config(args.config)

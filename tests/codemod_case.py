@@ -12,7 +12,7 @@ import ast
 import textwrap
 
 from codemods.engine import assess, fix_source
-from codemods.registry import BY_NAME
+from codemods.fixes.registry import BY_NAME
 from codemods.settings import Settings
 from codemods.status import FixStatus
 

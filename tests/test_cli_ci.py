@@ -16,11 +16,11 @@ import pytest
 import yaml
 
 from bench import corpus
-from codemods.registry import FIX_NAMES
+from codemods.fixes.registry import FIX_NAMES
 from codemods.status import FileStatus
 from fixer.cli import main
-from fixer.report import Command, Report
-from fixer.results import FileResult
+from fixer.patch.report import Command, Report
+from fixer.patch.results import FileResult
 from tests.terminal import ROOT, run_on_terminal
 
 ANSI = re.compile(r"\x1b\[")

@@ -15,13 +15,13 @@ import pytest
 
 from bench import corpus
 from codemods.engine import assess
-from codemods.plan import UPSTREAM_REASON
-from codemods.registry import FIX_NAMES
+from codemods.fixes.plan import UPSTREAM_REASON
+from codemods.fixes.registry import FIX_NAMES
+from codemods.reading.shape import CLEANUP_METHOD, TRACKED_COLLECTIONS
 from codemods.settings import Settings
-from codemods.shape import CLEANUP_METHOD, TRACKED_COLLECTIONS
 from codemods.status import FileStatus, FixStatus
 from fixer.cli import main
-from fixer.pipeline import apply_file, check_file
+from fixer.patch.pipeline import apply_file, check_file
 from fixer.verify.driver import wrapper_variables
 from tests.helpers_pyflakes import undefined_names
 

@@ -6,8 +6,8 @@ import ast
 import pytest
 
 from codemods.engine import assess, fix_source
-from codemods.plan import UPSTREAM_REASON
-from codemods.shape import UnsupportedShape, read_marks
+from codemods.fixes.plan import UPSTREAM_REASON
+from codemods.reading.shape import UnsupportedShape, read_marks
 from codemods.status import FixStatus
 from tests.codemod_case import PLAIN_HANDLER, SOCKETIO_HANDLER, run_fix
 

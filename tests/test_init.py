@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from codemods.registry import FIX_NAMES
+from codemods.fixes.registry import FIX_NAMES
 from codemods.settings import Settings
-from fixer import init as init_module
 from fixer import monitor as monitor_module
 from fixer.cli import main
-from fixer.config import (
+from fixer.patch import init as init_module
+from fixer.patch.config import (
     CONFIG_RELATIVE,
     EARLIER_SCHEMA,
     SCHEMA,

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from bench import corpus
-from fixer.installed import RunMode, discover, is_claude_mpm_command, shebang_python
+from fixer.install.discovery import RunMode, discover, is_claude_mpm_command, shebang_python
 
 EVENTS_3X = ("UserPromptSubmit", "PreToolUse", "PostToolUse", "Stop", "SubagentStop")
 
@@ -306,7 +306,7 @@ def test_nothing_found_says_where_it_looked(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     monkeypatch.delenv("VIRTUAL_ENV", raising=False)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("fixer.installed._this_interpreter", lambda: None)  # whatever this venv holds
+    monkeypatch.setattr("fixer.install.discovery._this_interpreter", lambda: None)  # whatever this venv holds
     assert main(["check", "--installed"]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("fix-memory-leaks: error: no claude-mpm hook found: ~/.claude/settings.json: no such")

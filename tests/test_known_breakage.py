@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from bench import corpus
-from codemods.known_breakage import WORKS_FROM, known_breakage, wrapper_runs
+from codemods.reading.known_breakage import WORKS_FROM, known_breakage, wrapper_runs
 from codemods.status import FileStatus
 from fixer.cli import main
-from fixer.pipeline import check_file
+from fixer.patch.pipeline import check_file
 from tests import hook_delivery
 
 HOOKS = Path("claude_mpm/hooks/claude_hooks")

@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from codemods.engine import fix_source
-from codemods.registry import FIX_NAMES, resolve_selection
+from codemods.fixes.registry import FIX_NAMES, resolve_selection
 from codemods.settings import Settings
-from fixer.pipeline import apply_file, check_file, restore_file
+from fixer.patch.pipeline import apply_file, check_file, restore_file
 from tests.helpers import (
     BOM,
     assert_no_duplicates,

@@ -5,9 +5,9 @@ import sys
 
 import pytest
 
-from codemods import plan
-from codemods.registry import BY_NAME, FIX_NAMES, FIXES, resolve_selection
-from codemods.shape import inspect
+from codemods.fixes import plan
+from codemods.fixes.registry import BY_NAME, FIX_NAMES, FIXES, resolve_selection
+from codemods.reading.shape import inspect
 from tests.codemod_case import SOCKETIO_HANDLER
 from tests.helpers import ROOT
 

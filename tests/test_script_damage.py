@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 
 from bench import corpus
-from codemods.damage import ScriptDamage, inspect_refusing_damage, original_of
 from codemods.engine import VerificationError, fix_source
-from codemods.registry import FIX_NAMES
-from fixer import pipeline, safe_write
+from codemods.fixes.registry import FIX_NAMES
+from codemods.reading.damage import ScriptDamage, inspect_refusing_damage, original_of
 from fixer.cli import main
-from fixer.config import load_config
+from fixer.patch import pipeline, safe_write
+from fixer.patch.config import load_config
 from tests import damage as damage_module
 from tests.damage import SCRIPT_CONFIG, SOURCE_TAIL, damaged_checkout, run_script, upstream_script
 from tests.helpers import HANDLER_TAIL, snapshot

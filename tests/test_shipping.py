@@ -20,7 +20,7 @@ import yaml
 
 from bench import corpus
 from codemods.engine import fix_source
-from codemods.registry import FIX_NAMES
+from codemods.fixes.registry import FIX_NAMES
 from tests.terminal import ROOT
 from tests.test_cli_ci import _pip_install, annotations
 

@@ -15,7 +15,7 @@ import pytest
 from bench import corpus
 from bench.soak_harness import SOAK_CALLS, SOAK_SETTINGS, soak
 from codemods.engine import fix_source
-from codemods.shape import TRACKED_COLLECTIONS
+from codemods.reading.shape import TRACKED_COLLECTIONS
 from fixer.verify import expected_deliveries
 
 pytestmark = pytest.mark.soak

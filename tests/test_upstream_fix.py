@@ -19,11 +19,11 @@ import pytest
 
 from bench import corpus
 from codemods.engine import assess, fix_source
-from codemods.registry import FIX_NAMES
+from codemods.fixes.registry import FIX_NAMES
+from codemods.reading.shape import POOL_CLASS, POOL_REVISION, inspect
 from codemods.settings import Settings
-from codemods.shape import POOL_CLASS, POOL_REVISION, inspect
-from fixer import pipeline
 from fixer.cli import main
+from fixer.patch import pipeline
 from tests.helpers_pyflakes import undefined_names
 
 pytestmark = pytest.mark.corpus

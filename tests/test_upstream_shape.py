@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from codemods.engine import assess, fix_source
-from codemods.registry import FIX_NAMES
+from codemods.fixes.registry import FIX_NAMES
 from fixer.cli import main
 from tests.helpers_pyflakes import undefined_names
 

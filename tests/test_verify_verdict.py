@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import fixer.verify.driver as driver
-from codemods import shape
+from codemods.reading import shape
 from fixer.cli import main
 from fixer.verify import DEFAULT_EVENTS, Expectation, expected_deliveries, judge
 from fixer.verify.figures import Figures

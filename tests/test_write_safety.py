@@ -18,8 +18,8 @@ import pytest
 from bench import corpus
 from codemods.engine import VerificationError, assess, fix_source
 from codemods.status import FixStatus
-from fixer import safe_write
 from fixer.cli import main
+from fixer.patch import safe_write
 from tests.helpers import (
     BOM,
     assert_no_duplicates,

@@ -83,7 +83,7 @@ DEFAULT_EVENTS = 8
 SERVER_UP, NO_SERVER, WEDGED = "server_up", "no_server", "wedged"
 CONDITIONS = (SERVER_UP, NO_SERVER, WEDGED)
 WEDGED_EVENTS = 3  # hooks against a server that never answers: their time is reported, not judged
-# What the long-lived run measures on the handler. The names are codemods.shape's (a test
+# What the long-lived run measures on the handler. The names are codemods.reading.shape's (a test
 # keeps them equal); they are spelled out here because this file imports nothing of ours.
 HANDLER_CLASS = "ClaudeHookHandler"
 SIZE_LIMITS = {  # collection -> the constant that limits its size (None: bounded by age only)

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
-from ..report import Command, Options, Report
+from ..patch.report import Command, Options, Report
 from .driver import HANG_LIMIT_SECONDS, NO_SERVER, SERVER_UP, WEDGED
 from .figures import Figures, LongLived, PerProcess
 from .runner import Progress, Verification
@@ -46,7 +46,7 @@ def progress_display(
     from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
     from rich.progress import Progress as Bar
 
-    from ..report import console_for
+    from ..patch.report import console_for
 
     with Bar(
         TextColumn("{task.description}"),

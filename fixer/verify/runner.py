@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from codemods.shape import UnsupportedShape, inspect
+from codemods.reading.shape import UnsupportedShape, inspect
 
 from .driver import DASHBOARD_PORT, DEFAULT_EVENTS, HANG_LIMIT_SECONDS, PROGRESS_PREFIX, SETTLE_SECONDS, WEDGED_EVENTS
 from .figures import Figures
@@ -30,7 +30,7 @@ from .hooks import HookRun, Target, hook_run
 from .verdict import ERROR, Expectation, add_expected, judge
 
 if TYPE_CHECKING:
-    from .. import installed
+    from ..install import discovery
 
 DRIVER = Path(__file__).with_name("driver.py")
 # Set to 0 to run without a network namespace even where one is available (the fallback's own tests).
@@ -131,7 +131,7 @@ def verify_target(target: Target, events: int = DEFAULT_EVENTS, progress: Progre
     )
 
 
-def verify_installed(found: installed.Target, events: int = DEFAULT_EVENTS, progress: Progress | None = None):
+def verify_installed(found: discovery.Target, events: int = DEFAULT_EVENTS, progress: Progress | None = None):
     """A hook ``--installed`` found in Claude Code's settings (or the PATH): run in the interpreter its registered
     command uses, as that command runs it; one that cannot run as registered is an error with its reason and fix."""
     if found.error or found.handler is None or found.python is None:

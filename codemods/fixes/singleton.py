@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import libcst as cst
 
+from ..reading.shape import HANDLER_CLASS, REPLY_METHOD
 from .base import FixTransformer, defines, insert_before, is_handler_class, prepend_to_body
 from .plan import SingletonStep
 from .registry import fix_of_module
-from .shape import HANDLER_CLASS, REPLY_METHOD
 from .upstream_repair import (
     STDIN_HELPER_CODE,
     DropStatements,

@@ -155,7 +155,7 @@ def rich_view(samples: Sequence[ProcessSample], threshold_mb: int, with_growth: 
 
 def print_once(threshold_mb: int, no_color: bool, stream: TextIO | None = None) -> int:
     """One reading: a rich table on a terminal, plain columns otherwise; 1 when a process is above the threshold."""
-    from .report import console_for
+    from ..patch.report import console_for
 
     stream = stream or sys.stdout
     samples = Monitor().sample()
@@ -168,7 +168,7 @@ def print_once(threshold_mb: int, no_color: bool, stream: TextIO | None = None) 
 
 def watch(threshold_mb: int, interval: float, no_color: bool, config_source: str, stream: TextIO | None = None) -> None:
     """Until Ctrl+C: a live table on a terminal; otherwise a timestamped plain reading per interval (a log)."""
-    from .report import console_for
+    from ..patch.report import console_for
 
     stream = stream or sys.stdout
     monitor = Monitor()

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Callable
 
+from ..reading.shape import MARK_PREFIX, Shape
 from . import plan
 from .plan import Plan
-from .shape import MARK_PREFIX, Shape
 
 if TYPE_CHECKING:
     from .base import FixTransformer

@@ -6,6 +6,7 @@ from string import Template
 
 import libcst as cst
 
+from ..reading.shape import HANDLER_CLASS, POOL_CLASS, POOL_REVISION, UnsupportedShape
 from .base import (
     FixTransformer,
     block_statements,
@@ -18,7 +19,6 @@ from .base import (
 )
 from .plan import PoolStep
 from .registry import fix_of_module
-from .shape import HANDLER_CLASS, POOL_CLASS, POOL_REVISION, UnsupportedShape
 from .upstream_repair import DropStatements, calls_attribute, contains_call, visit_methods
 
 FIX = fix_of_module(__name__)

@@ -12,7 +12,7 @@ import textwrap
 from dataclasses import fields
 from pathlib import Path
 
-from codemods.registry import FIX_NAMES
+from codemods.fixes.registry import FIX_NAMES
 from codemods.settings import Settings
 
 from .config import CONFIG_RELATIVE, SCHEMA, MonitorSettings

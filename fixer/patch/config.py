@@ -227,7 +227,7 @@ def _value(node, kind: Kind, key: str, source: str) -> int | float:
 def _fix_list(node, source: str) -> tuple[str, ...]:
     import yaml
 
-    from codemods.registry import FIX_NAMES
+    from codemods.fixes.registry import FIX_NAMES
 
     if not isinstance(node, yaml.SequenceNode):
         raise ConfigError(f"{source}:{_line(node)}: 'fixes' must be a list of fix names")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, TypeVar
 
-from .shape import (
+from ..reading.shape import (
     CACHE_AGE_LIMIT,
     CLEANUP_INTERVAL,
     CLEANUP_METHOD,
@@ -23,7 +23,7 @@ from .shape import (
     Shape,
     pool_is_outdated,
 )
-from .status import FixStatus
+from ..status import FixStatus
 
 if TYPE_CHECKING:
     from .registry import Fix

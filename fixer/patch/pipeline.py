@@ -15,19 +15,19 @@ import tokenize
 from collections.abc import Sequence
 from pathlib import Path
 
-from codemods.damage import SCRIPT, original_of
 from codemods.engine import Assessment, Damaged, Outcome, VerificationError, diagnose
-from codemods.plan import Plan
-from codemods.registry import anchor_line
+from codemods.fixes.plan import Plan
+from codemods.fixes.registry import anchor_line
+from codemods.reading.damage import SCRIPT, original_of
+from codemods.reading.shape import Shape, UnsupportedShape, read_marks
 from codemods.settings import Settings
-from codemods.shape import Shape, UnsupportedShape, read_marks
 from codemods.status import FileStatus, FixStatus
 
+from ..install.targets import claude_mpm_version
 from . import safe_write
 from .breakage_notes import with_breakage_note
 from .results import FileError, FileResult, FixResult
 from .safe_write import BACKUP_SUFFIX, atomic_write, backups, file_mode, folder_lock, newest_backup
-from .targets import claude_mpm_version
 
 # ---------------------------------------------------------------- reading and judging
 

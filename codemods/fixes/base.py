@@ -14,10 +14,10 @@ from typing import Callable, ClassVar, Union
 
 import libcst as cst
 
+from ..reading.shape import HANDLER_CLASS, Shape, UnsupportedShape
+from ..settings import Settings
 from .plan import Plan
 from .registry import Fix
-from .settings import Settings
-from .shape import HANDLER_CLASS, Shape, UnsupportedShape
 
 # A statement that can carry comments and blank lines above it (``leading_lines``): what a module body holds.
 Statement = Union[cst.SimpleStatementLine, cst.BaseCompoundStatement]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import libcst as cst
 
+from ..reading.shape import CACHE_AGE_LIMIT, CLEANUP_INTERVAL, HANDLER_CLASS, TRACKED_COLLECTIONS
 from .base import FixTransformer, defines, find_method, insert_before, is_handler_class, replace_method
 from .plan import LimitStep
 from .registry import fix_of_module
-from .shape import CACHE_AGE_LIMIT, CLEANUP_INTERVAL, HANDLER_CLASS, TRACKED_COLLECTIONS
 
 FIX = fix_of_module(__name__)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import libcst as cst
 
+from ..reading.shape import CACHE_AGE_LIMIT, CLEANUP_INTERVAL, CLEANUP_METHOD, EVENT_COUNTER, TRACKED_COLLECTIONS
 from .base import FixTransformer, find_method, insert_method_after, is_handler_class, prepend_to_method, replace_method
 from .plan import CleanupStep
 from .registry import fix_of_module
-from .shape import CACHE_AGE_LIMIT, CLEANUP_INTERVAL, CLEANUP_METHOD, EVENT_COUNTER, TRACKED_COLLECTIONS
 
 FIX = fix_of_module(__name__)
 

@@ -1,0 +1,1 @@
+"""The fixes: the registry, one module a fix, and what their planners and transformers share."""

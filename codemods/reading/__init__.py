@@ -1,0 +1,1 @@
+"""Reading a handler with the standard library: its shape, its layout, known breakage, script damage."""
