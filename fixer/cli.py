@@ -13,17 +13,18 @@ from collections.abc import Sequence
 from contextlib import suppress
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from codemods.fixes.registry import FIX_NAMES
+from codemods.status import FileStatus
 
 from . import __version__
-
-if TYPE_CHECKING:
-    from .patch.report import Report
+from .patch.report import Command, Format, Report, Rerun
+from .patch.results import FileResult
 
 EPILOG = """\
-exit codes: 0 done or nothing to do; 1 (check) fixes are pending; 2 an error (unparsable or
+exit codes: 0 done or nothing to do; 1 (check) fixes are pending, or claude-mpm's own hook is known to
+break (broken-upstream); 2 an error (unparsable or
 unrecognised file, PATH with no handler, bad config, failed verification) or a handler damaged
 by claude-mpm's fix_memory_leaks.py (check; apply repairs it from the .backup that script left):
 the message names the file and the reason.
@@ -55,10 +56,15 @@ threshold; 2 an error (bad config or option).
 
 
 class UsageError(Exception):
-    """Arguments that make sense to argparse but not to us (exit 2, one line).
+    """Arguments that make sense to argparse but not to us (exit 2, one line; under --format json or github, the
+    report of that one error, naming ``path``: the PATH or file it is about, "" when none).
 
     The ``type=`` converters below raise it: argparse lets it through (it handles only ValueError,
     TypeError and ArgumentTypeError, with a usage block), so ``main`` reports it in one line."""
+
+    def __init__(self, reason: str, path: str = "") -> None:
+        super().__init__(f"{path}: {reason}" if path else reason)
+        self.reason, self.path = reason, path
 
 
 def fix_list(text: str) -> tuple[str, ...] | None:
@@ -88,6 +94,12 @@ def count(option: str) -> Callable[[str], int]:
     return count
 
 
+def formats(parser: argparse.ArgumentParser, *allowed: Format) -> None:
+    parser.add_argument(
+        "--format", type=Format, choices=allowed, default=Format.TEXT, metavar="{" + ",".join(allowed) + "}"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fix-memory-leaks",
@@ -113,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the handlers Claude Code's settings name, the claude-mpm command's, this Python's",
     )
-    targets.add_argument("--python", metavar="PATH", help="with --installed: only the claude-mpm of this interpreter")
+    targets.add_argument("--python", metavar="PATH", help="only the claude-mpm installed for this interpreter")
     colour = argparse.ArgumentParser(add_help=False)
     colour.add_argument("--no-color", action="store_true", help="no colour (also: NO_COLOR=1)")
     output = argparse.ArgumentParser(add_help=False, parents=[colour])
@@ -147,10 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     apply = command("apply", "patch the handlers (a .backup of each original is kept)", [targets, fixing, output])
     apply.add_argument("--dry-run", action="store_true", help="print the unified diff, write nothing")
-    apply.add_argument("--format", choices=("text", "json"), default="text")
+    formats(apply, Format.TEXT, Format.JSON)
     check = command("check", "report pending fixes; exit 1 when any is pending", [targets, fixing, output])
-    check.add_argument("--format", choices=("text", "json", "github"), default="text")
+    formats(check, *Format)
     restore = command("restore", "put the newest backup back (the backup is kept)", [targets, output])
+    formats(restore, Format.TEXT, Format.JSON)
     restore.add_argument("--force", action="store_true", help="restore even over a file this tool did not patch")
     verify = command(
         "verify",
@@ -164,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="hook events per run (default: 8; a handler that hangs on each takes ~2 minutes)",
     )
-    verify.add_argument("--format", choices=("text", "json"), default="text")
+    formats(verify, Format.TEXT, Format.JSON)
     command("fixes", "list the fixes", [])
     init = command("init", "write a commented .claude-mpm/memory_config.yaml holding the defaults", [])
     init.add_argument("folder", nargs="?", default=".", metavar="PATH", help="the project folder (default: .)")
@@ -193,44 +206,69 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    args = None
     try:
         args = parser.parse_args(argv)
         if args.command is None:
             parser.print_help(sys.stderr)
             return 2
-        code = COMMANDS[args.command](args)
-        return max(code, 2) if getattr(args, "installed_errors", 0) else code
+        return COMMANDS[Command(args.command)](args)
     except UsageError as error:
-        print(f"fix-memory-leaks: error: {error}", file=sys.stderr)
-        return 2
+        output = getattr(args, "format", Format.TEXT)
+        if args is None or output is Format.TEXT:
+            print(f"fix-memory-leaks: error: {error}", file=sys.stderr)
+            return 2
+        failed = FileResult(error.path, FileStatus.ERROR, message=error.reason)
+        return max(Report(Command(args.command), [failed]).render(output), 2)
     except KeyboardInterrupt:
         print("fix-memory-leaks: interrupted; every file is either untouched or fully patched", file=sys.stderr)
         return 130
 
 
-def _handlers(args, python_runs_them: bool = False) -> list[Path]:
-    """The handlers to work on; ``python_runs_them``: ``--python`` may also name the interpreter for PATHs."""
+def _handlers(args, python_runs_them: bool = False) -> tuple[list[Path], list[FileResult]]:
+    """The handlers to work on, and a failed result per ``--installed`` target that could not be located.
+
+    ``--python PY`` alone: the claude-mpm installed for PY; ``python_runs_them`` (verify): with PATHs, it names
+    the interpreter that runs them."""
     from .install.targets import TargetError, find_handlers, installed_claude_mpm
 
     try:
-        if args.installed:
-            if args.paths:
-                raise UsageError("give PATHs or --installed, not both")
-            if args.python is None:
-                targets = _installed_targets(args)
-                return [target.handler for target in targets if target.handler and target.handler.is_file()]
-            return find_handlers([str(installed_claude_mpm(args.python))])
+        if args.installed and args.paths:
+            raise UsageError("give PATHs or --installed, not both")
+        if args.installed and args.python is None:
+            return _installed_targets(args)
+        if args.python and not args.paths:
+            return find_handlers([str(installed_claude_mpm(args.python))]), []
         if args.python and not python_runs_them:
-            raise UsageError("--python goes with --installed")
-        return find_handlers(args.paths or ["."])
+            raise UsageError("give PATHs or --python, not both (--python checks the claude-mpm installed for it)")
+        return find_handlers(args.paths or ["."]), []
     except TargetError as error:
-        raise UsageError(str(error)) from None
+        raise UsageError(*_named(str(error), args.paths or ["."])) from None
 
 
-def _installed_targets(args, errors_reported: bool = False):
+def _named(message: str, paths: Sequence[str]) -> tuple[str, str]:
+    """(reason, path) of a TargetError's message, which begins with the PATH it is about."""
+    for path in paths:
+        if message.startswith(f"{path}: "):
+            return message[len(path) + 2 :], path
+    return message, ""
+
+
+def _installed_targets(args) -> tuple[list[Path], list[FileResult]]:
     """``--installed`` without ``--python``: the hooks Claude Code runs (fixer.install.discovery), each said on stderr
-    with where it came from; a target's error is printed and counted in ``args.installed_errors`` (exit 2),
-    unless ``errors_reported`` (the command reports them itself)."""
+    with where it came from, and a failed result per target that could not be located."""
+    paths, failed = [], []
+    for target in _discovered(args):
+        if target.error is None:
+            if target.handler and target.handler.is_file():
+                paths.append(target.handler)
+        else:
+            failed.append(FileResult(target.label, FileStatus.ERROR, message=f"{target.error} [from {target.origin}]"))
+    return paths, failed
+
+
+def _discovered(args):
+    """The targets of ``--installed``, each found one said on stderr with where it came from."""
     from .install.discovery import discover
 
     found = discover()
@@ -242,22 +280,32 @@ def _installed_targets(args, errors_reported: bool = False):
             + "; ".join(found.messages)
             + " (give the interpreter that has it: --installed --python PATH)"
         )
-    args.installed_errors = 0
-    for target in found.targets:
-        if target.error is None:
-            if not args.quiet:
+    if not args.quiet:
+        for target in found.targets:
+            if target.error is None:
                 via = f": {target.command}" if target.command else ""
                 print(
                     f"fix-memory-leaks: {target.handler}: from {target.origin}{via}; runs in {target.python}",
                     file=sys.stderr,
                 )
-        elif not errors_reported:
-            args.installed_errors += 1
-            print(f"fix-memory-leaks: error: {target.label}: {target.error} [from {target.origin}]", file=sys.stderr)
-    if not args.quiet:
         for message in found.messages:
             print(f"fix-memory-leaks: {message}", file=sys.stderr)
     return found.targets
+
+
+def _rerun(args, selection: bool = True) -> Rerun:
+    """What a next-step hint repeats: the handlers' arguments and, where the command has them, --config/--select."""
+    targets = [
+        *args.paths,
+        *(["--installed"] if args.installed else []),
+        *(["--python", args.python] if args.python else []),
+    ]
+    chosen: list[str] = []
+    if selection and args.config is not None:
+        chosen += ["--config", args.config]
+    if selection and args.select:
+        chosen += ["--select", ",".join(args.select)]
+    return Rerun(tuple(targets), tuple(chosen))
 
 
 def _selection(args):
@@ -279,7 +327,7 @@ def _run(function, paths: Sequence[Path], args, preload_libcst: bool = False):
     """Results in the order of ``paths``; files spread over processes when there are several."""
     from .patch.parallel import run_all
 
-    progress = not args.quiet and args.format == "text" and sys.stderr.isatty()
+    progress = not args.quiet and args.format is Format.TEXT and sys.stderr.isatty()
     return run_all(function, paths, args.jobs or os.cpu_count() or 1, progress, preload_libcst, args.no_color)
 
 
@@ -289,69 +337,56 @@ def _options(args):
     return Options(quiet=args.quiet, verbose=args.verbose, no_color=args.no_color)
 
 
-def _render(report: Report, args) -> int:
-    """Print the report in the format asked for; its exit code."""
-    if args.format == "json":
-        report.render_json()
-    elif args.format == "github":
-        report.render_github()
-    else:
-        report.render_text(_options(args))
-    return report.exit_code
-
-
 def cmd_apply(args) -> int:
     from .patch.pipeline import apply_file
-    from .patch.report import Command, Report, write_diff
+    from .patch.report import write_diff
 
     config, selected, notes = _selection(args)
-    paths = _handlers(args)
+    paths, failed = _handlers(args)
     work = partial(apply_file, select=selected, settings=config.settings, dry_run=args.dry_run)
-    results = _run(work, paths, args, preload_libcst=True)
-    if args.dry_run and args.format == "text":
+    results = failed + _run(work, paths, args, preload_libcst=True)
+    if args.dry_run and args.format is Format.TEXT:
         for result in results:
             if result.diff:
                 write_diff(result.diff, args.no_color)
-    return _render(Report(Command.APPLY, results, config.source, notes, dry_run=args.dry_run), args)
+    report = Report(Command.APPLY, results, config.source, notes, dry_run=args.dry_run, rerun=_rerun(args))
+    return report.render(args.format, _options(args))
 
 
 def cmd_check(args) -> int:
     from .patch.pipeline import check_file
-    from .patch.report import Command, Report
 
     config, selected, notes = _selection(args)
-    paths = _handlers(args)
-    results = _run(partial(check_file, select=selected), paths, args)
-    return _render(Report(Command.CHECK, results, config.source, notes), args)
+    paths, failed = _handlers(args)
+    results = failed + _run(partial(check_file, select=selected), paths, args)
+    return Report(Command.CHECK, results, config.source, notes, rerun=_rerun(args)).render(args.format, _options(args))
 
 
 def cmd_restore(args) -> int:
     from .patch.pipeline import restore_file
-    from .patch.report import Command, Report
 
-    results = [restore_file(path, force=args.force) for path in _handlers(args)]
-    report = Report(Command.RESTORE, results)
-    report.render_text(_options(args))
-    return report.exit_code
+    paths, failed = _handlers(args)
+    results = failed + [restore_file(path, force=args.force) for path in paths]
+    return Report(Command.RESTORE, results, rerun=_rerun(args, selection=False)).render(args.format, _options(args))
 
 
 def cmd_verify(args) -> int:
     from .verify import DEFAULT_EVENTS, VerifyReport, progress_display, verify_file
 
     events = DEFAULT_EVENTS if args.events is None else args.events
-    quiet = args.quiet or args.format == "json"
+    quiet = args.quiet or args.format is Format.JSON
     if args.installed and args.python is None and not args.paths:
         from .verify import verify_installed
 
-        targets = _installed_targets(args, errors_reported=True)
+        targets = _discovered(args)  # verify_installed reports a target that could not be located
         with progress_display(sys.stderr, quiet=quiet, no_color=args.no_color) as progress:
             results = [verify_installed(found, events, progress(Path(found.label))) for found in targets]
     else:
-        paths = _handlers(args, python_runs_them=True)
+        paths, _ = _handlers(args, python_runs_them=True)
         python = args.python or sys.executable
         with progress_display(sys.stderr, quiet=quiet, no_color=args.no_color) as progress:
             results = [verify_file(path, python, events, progress(path)) for path in paths]
-    return _render(VerifyReport(results), args)
+    return VerifyReport(results).render(args.format, _options(args))
 
 
 def cmd_fixes(args) -> int:
@@ -396,12 +431,12 @@ def cmd_monitor(args) -> int:
     return 0
 
 
-COMMANDS = {
-    "apply": cmd_apply,
-    "check": cmd_check,
-    "restore": cmd_restore,
-    "fixes": cmd_fixes,
-    "init": cmd_init,
-    "monitor": cmd_monitor,
-    "verify": cmd_verify,
+COMMANDS: dict[Command, Callable[[argparse.Namespace], int]] = {
+    Command.APPLY: cmd_apply,
+    Command.CHECK: cmd_check,
+    Command.RESTORE: cmd_restore,
+    Command.FIXES: cmd_fixes,
+    Command.INIT: cmd_init,
+    Command.MONITOR: cmd_monitor,
+    Command.VERIFY: cmd_verify,
 }

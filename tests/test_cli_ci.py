@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import shlex
 import subprocess
 import sys
 import venv
@@ -214,12 +215,47 @@ def test_ci_upgrade_step_in_a_real_venv(capsys, tmp_path):
     assert run(capsys, "apply", *installed)[0] == 0 and handler.read_bytes() != upstream
     assert run(capsys, "check", *installed)[0] == 0
 
-    fixed = _pip_install(python, "4.1.0")
-    for command in ("check", "apply", "check"):
-        code, _, err = run(capsys, command, *installed)
-        assert code == 0, err
-        assert handler.read_bytes() == fixed
-    assert "already-fixed" in err or "ok" in err
+    # 4.1.0: claude-mpm's own hook, broken in real use (issue 25, item 7): the gate fails, apply leaves it alone.
+    broken = _pip_install(python, "4.1.0")
+    for command, expected in (("check", 1), ("apply", 0), ("check", 1)):
+        code, _, err = run(capsys, command, *installed, "--no-color")
+        assert code == expected, err
+        assert handler.read_bytes() == broken
+        assert f"{handler}: broken-upstream" in err and "upgrade to claude-mpm 4.1.10 or later" in err
+    code, out, _ = run(capsys, "check", *installed, "--format", "github")
+    (error,) = annotations(out)
+    assert code == 1 and error[0] == "error" and error[2].endswith("upgrade to claude-mpm 4.1.10 or later")
+
+
+@pytest.mark.corpus
+def test_python_alone_checks_and_patches_its_claude_mpm_and_the_hints_repeat_it(capsys, tmp_path):
+    """Issue 25, items 3 and 4, on a real install of 3.8.1: ``--python P`` without ``--installed`` is P's claude-mpm,
+    and every next-step hint repeats the flags that chose the handlers and the fixes, so that pasting it works."""
+    try:
+        corpus.fetch_all(["3.8.1"])
+    except corpus.CorpusUnavailable as error:
+        pytest.skip(str(error))
+    venv.create(tmp_path / "venv", with_pip=True)
+    python = tmp_path / "venv" / "bin" / "python"
+    original = _pip_install(python, "3.8.1")
+    handler = next((tmp_path / "venv").glob("lib/python*/site-packages/" + corpus.HANDLER_IN_WHEEL))
+    config = tmp_path / "my config.yaml"
+    config.write_text("limits:\n  max_prompt_tracking: 42\n")
+    chosen = ["--python", str(python), "--config", str(config), "--select", "limits"]
+
+    code, _, err = run(capsys, "check", *chosen)
+    assert code == 1 and str(handler) in err
+    hint = re.search(r"run `(fix-memory-leaks apply [^`]+)` to patch", err.splitlines()[-1])
+    assert hint, err
+    assert shlex.split(hint[1]) == ["fix-memory-leaks", "apply", *chosen]
+    code, _, err = run(capsys, *shlex.split(hint[1])[1:])  # the hint, pasted
+    assert code == 0 and "1 patched" in err and b"MAX_PROMPT_TRACKING = 42" in handler.read_bytes()
+    undo = re.search(r"undo with `([^`]+)`", err.splitlines()[-1])
+    assert undo and shlex.split(undo[1]) == ["fix-memory-leaks", "restore", "--python", str(python)]
+    assert run(capsys, "check", *chosen)[0] == 0
+    code, _, err = run(capsys, *shlex.split(undo[1])[1:])
+    assert code == 0 and handler.read_bytes() == original
+    assert err.count("restored") == 2, err  # once for the file, once in the summary
 
 
 def test_installed_errors_are_one_line_exit_2(capsys, tmp_path):
@@ -229,7 +265,8 @@ def test_installed_errors_are_one_line_exit_2(capsys, tmp_path):
         (["check", "--installed", "--python", str(bare / "bin" / "python")], "claude-mpm is not installed"),
         (["check", "--installed", "--python", str(tmp_path / "nope")], "cannot run this Python"),
         (["check", "--installed", str(tmp_path)], "not both"),
-        (["check", "--python", sys.executable], "--python goes with --installed"),
+        (["check", "--python", str(bare / "bin" / "python")], "claude-mpm is not installed"),
+        (["check", "--python", str(bare / "bin" / "python"), str(tmp_path)], "not both"),
     ]
     for argv, expected in cases:
         code, out, err = run(capsys, *argv)

@@ -1,7 +1,8 @@
 """claude-mpm's own hook (4.x and later) where it is known to break in real use (issue 17, item 5).
 
-``check`` and ``apply`` leave such a handler byte-identical with exit 0, but never call it ok: a note names the
-problem and the release to upgrade to, in text, JSON and GitHub format. The inputs are the real releases, as
+``check`` and ``apply`` leave such a handler byte-identical, never calling it ok: a note names the problem and the
+release to upgrade to, in text, JSON and GitHub format; ``apply`` exits 0, ``check`` fails the gate with 1
+(issue 25, item 7). The inputs are the real releases, as
 their wheels install them (the handler with the wrapper and modules beside it); the deploy tests run the real
 installs to show that what a note says is what the hook does.
 """
@@ -78,7 +79,7 @@ def test_a_release_that_works_is_ok_without_a_note(version, installed_tree):
 
 @pytest.mark.corpus
 @pytest.mark.parametrize("version", ["4.0.4", "4.1.2", "4.1.3"])
-def test_check_and_apply_leave_it_byte_identical_with_exit_0_in_every_format(version, installed_tree, capsys):
+def test_check_fails_and_apply_leaves_it_byte_identical_in_every_format(version, installed_tree, capsys):
     handler = installed_tree(version)
     site = handler.parents[3]
     before = snapshot(site)
@@ -88,19 +89,19 @@ def test_check_and_apply_leave_it_byte_identical_with_exit_0_in_every_format(ver
     assert applied["status"] == FileStatus.BROKEN_UPSTREAM and applied["note"].endswith(UPGRADE)
     assert applied["backup"] is None
 
-    assert main(["check", str(handler), "--format", "json"]) == 0
+    assert main(["check", str(handler), "--format", "json"]) == 1
     checked = json.loads(capsys.readouterr().out)
     assert checked["files"][0]["note"] == applied["note"] and checked["summary"] == {FileStatus.BROKEN_UPSTREAM: 1}
 
-    assert main(["check", str(handler), "--no-color"]) == 0
+    assert main(["check", str(handler), "--no-color"]) == 1
     err = capsys.readouterr().err
     assert f"{handler}: {FileStatus.BROKEN_UPSTREAM}" in err and f"note: {applied['note'][:40]}" in err
     assert ": ok" not in err and "upgrade claude-mpm" in err.splitlines()[-1]
 
-    assert main(["check", str(handler), "--format", "github"]) == 0
+    assert main(["check", str(handler), "--format", "github"]) == 1
     lines = capsys.readouterr().out.splitlines()
     warnings = [line for line in lines if line.startswith("::")]
-    assert len(warnings) == 1 and warnings[0].startswith(f"::warning file={handler},line=")
+    assert len(warnings) == 1 and warnings[0].startswith(f"::error file={handler},line=")
     assert f"title=fix-memory-leaks {FileStatus.BROKEN_UPSTREAM}::" in warnings[0] and warnings[0].endswith(UPGRADE)
 
     assert main(["apply", str(handler), "--dry-run"]) == 0

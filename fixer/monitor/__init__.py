@@ -12,12 +12,35 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import TextIO
 
 import psutil
 
 MB = 2**20
-HOOK_HANDLER, CLAUDE_MPM = "hook-handler", "claude-mpm"
+
+
+class ProcessKind(str, Enum):
+    """What a watched process is (the KIND column)."""
+
+    HOOK_HANDLER = "hook-handler"
+    CLAUDE_MPM = "claude-mpm"
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class Level(str, Enum):
+    """A process's RSS against the threshold (the STATUS column)."""
+
+    OK = "ok"
+    HIGH = "high"
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+HOOK_HANDLER, CLAUDE_MPM = ProcessKind.HOOK_HANDLER, ProcessKind.CLAUDE_MPM
 # Python's options that take a value, so the script is not mistaken for one.
 OPTIONS_WITH_VALUE = {"-W", "-X", "--check-hash-based-pycs"}
 
@@ -25,7 +48,7 @@ OPTIONS_WITH_VALUE = {"-W", "-X", "--check-hash-based-pycs"}
 @dataclass(frozen=True)
 class ProcessSample:
     pid: int
-    kind: str
+    kind: ProcessKind
     rss: int  # bytes
     growth: int  # bytes since the monitor first saw this process
     command: str
@@ -57,7 +80,7 @@ def _basename(path: str) -> str:
     return path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
 
 
-def process_kind(cmdline: Sequence[str]) -> str | None:
+def process_kind(cmdline: Sequence[str]) -> ProcessKind | None:
     """``hook-handler`` (``hook_handler.py``, or the module ``claude_mpm.hooks.claude_hooks.hook_handler``),
     ``claude-mpm`` (its command, or any ``claude_mpm`` module), or None."""
     names = program_names(cmdline)
@@ -103,8 +126,8 @@ def _rows(samples: Sequence[ProcessSample], threshold_mb: int, with_growth: bool
     rows = [header]
     for sample in samples:
         growth = [f"{sample.growth / MB:+.1f}"] if with_growth else []
-        status = "high" if sample.rss > threshold_mb * MB else "ok"
-        rows.append([str(sample.pid), sample.kind, f"{sample.rss / MB:.1f}", *growth, status, sample.command])
+        level = Level.HIGH if sample.rss > threshold_mb * MB else Level.OK
+        rows.append([str(sample.pid), str(sample.kind), f"{sample.rss / MB:.1f}", *growth, str(level), sample.command])
     return rows
 
 

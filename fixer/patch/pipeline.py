@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import io
 import os
+import shlex
 import tokenize
 from collections.abc import Sequence
 from pathlib import Path
@@ -72,7 +73,11 @@ def _judged(call, *args):
     try:
         return call(*args)
     except SyntaxError as error:
-        raise FileError(f"does not parse as Python (line {error.lineno}: {error.msg})") from None
+        raise FileError(
+            f"does not parse as Python (line {error.lineno}: {error.msg})",
+            line=error.lineno or 0,
+            column=error.offset or 0,
+        ) from None
     except UnsupportedShape as error:
         raise FileError(f"unrecognised handler: {error}; left untouched", FileStatus.UNSUPPORTED) from None
     except VerificationError as error:
@@ -103,7 +108,7 @@ def check_file(path: Path, select: Sequence[str]) -> FileResult:
         if isinstance(found, Damaged):
             return _damage_report(path, target, source, found)
     except FileError as error:
-        return FileResult(str(path), error.status, message=str(error))
+        return error.result(path)
     except Exception as error:  # a bug of ours: one line naming the file, never a traceback
         return _internal_error(path, error)
     fixes = _fix_results(found.plans, found.shape, select, ())
@@ -146,12 +151,37 @@ def _pristine_backup(target: Path, damaged: bytes, damage: Damaged) -> tuple[Pat
         missing = f"{names} {'is' if len(candidates) == 1 else 'are'} not its pristine original"
     else:
         missing = f"no {target.name}{BACKUP_SUFFIX} beside it"
-    version = claude_mpm_version(target) or "<version>"
     raise FileError(
-        f"{_cause(damage)}, and {missing}: `pip install --force-reinstall claude-mpm=={version}` brings the "
-        "original back, then run `fix-memory-leaks apply`; left untouched",
+        f"{_cause(damage)}, and {missing}: {_original_back(target)} brings the original back, then run "
+        "`fix-memory-leaks apply`; left untouched",
         FileStatus.DAMAGED,
     )
+
+
+def _original_back(target: Path) -> str:
+    """The command that brings the pristine handler back: git's, for a file git tracks in a checkout without
+    dist-info (claude-mpm's own source tree); pip's otherwise."""
+    version = claude_mpm_version(target)
+    if version is None and tracked_by_git(target):
+        return f"`git checkout -- {shlex.quote(str(target))}`"
+    return f"`pip install --force-reinstall claude-mpm=={version or '<version>'}`"
+
+
+def tracked_by_git(target: Path) -> bool:
+    """``target`` lies in a git work tree that tracks it (only asked when a damaged file has no backup)."""
+    if not any((folder / ".git").exists() for folder in target.parents):
+        return False
+    import subprocess
+
+    try:
+        listed = subprocess.run(
+            ["git", "-C", str(target.parent), "ls-files", "--error-unmatch", "--", target.name],
+            capture_output=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return listed.returncode == 0
 
 
 def _repair(path: Path, target: Path, damaged: bytes, damage: Damaged, select, settings, dry_run) -> FileResult:
@@ -185,7 +215,7 @@ def apply_file(path: Path, select: Sequence[str], settings: Settings, dry_run: b
         with folder_lock(target.parent):
             return _apply_locked(path, target, select, settings, dry_run=False)
     except FileError as error:
-        return FileResult(str(path), error.status, message=str(error))
+        return error.result(path)
     except Exception as error:  # write_patch has already put the original back
         return _internal_error(path, error)
 
@@ -246,13 +276,13 @@ def restore_file(path: Path, force: bool = False) -> FileResult:
             if current != pristine:
                 atomic_write(target, pristine, file_mode(target) if target.exists() else file_mode(backup))
     except FileError as error:
-        return FileResult(str(path), error.status, message=str(error))
+        return error.result(path)
     except OSError as error:
         return FileResult(str(path), FileStatus.ERROR, message=f"restore failed: {error.strerror or error}")
     except Exception as error:
         return _internal_error(path, error)
-    message = "restored" if current != pristine else "already identical to the backup"
-    return FileResult(str(path), FileStatus.RESTORED, message=f"{message} from {backup}", backup=str(backup))
+    done = f"restored from {backup}" if current != pristine else f"already identical to {backup}: nothing to restore"
+    return FileResult(str(path), FileStatus.RESTORED, message=f"{done} (the backup is kept)", backup=str(backup))
 
 
 # ---------------------------------------------------------------- diff

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -39,10 +40,23 @@ STYLES: dict[Status, str] = {
 
 
 class Command(str, Enum):
+    """The subcommands; the first four report on files through ``Report``."""
+
     APPLY = "apply"
     CHECK = "check"
     RESTORE = "restore"
     VERIFY = "verify"
+    FIXES = "fixes"
+    INIT = "init"
+    MONITOR = "monitor"
+
+
+class Format(str, Enum):
+    """How a report is printed: text on stderr, or one JSON object or GitHub workflow commands on stdout."""
+
+    TEXT = "text"
+    JSON = "json"
+    GITHUB = "github"
 
 
 # The exit code is the highest that applies: 2 for what could not be handled, 1 for what the command flags.
@@ -52,8 +66,9 @@ EXIT_TWO: Mapping[Command, frozenset[str]] = {
     Command.RESTORE: FAILED_FILE,
     Command.VERIFY: frozenset({VerifyStatus.ERROR}),
 }
+# check fails the gate on claude-mpm's own hook where it is known to break: the CI step must stop there too.
 EXIT_ONE: Mapping[Command, frozenset[str]] = {
-    Command.CHECK: frozenset({FileStatus.PENDING}),
+    Command.CHECK: frozenset({FileStatus.PENDING, FileStatus.BROKEN_UPSTREAM}),
     Command.VERIFY: frozenset({VerifyStatus.FAIL}),
 }
 
@@ -80,6 +95,18 @@ class Options:
 
 
 @dataclass(frozen=True)
+class Rerun:
+    """The arguments a next-step hint repeats, so that pasting it works on the same handlers with the same fixes."""
+
+    targets: tuple[str, ...] = ()  # the PATHs, --installed, --python P
+    selection: tuple[str, ...] = ()  # --config FILE, --select FIX (for apply and check only)
+
+    def command_line(self, command: Command) -> str:
+        selection = self.selection if command in (Command.APPLY, Command.CHECK) else ()
+        return shlex.join(["fix-memory-leaks", command.value, *self.targets, *selection])
+
+
+@dataclass(frozen=True)
 class Report:
     """The results of one command over its files, in the order the files were given.
 
@@ -90,6 +117,7 @@ class Report:
     config_source: str | None = None
     notes: Sequence[str] = ()
     dry_run: bool = False
+    rerun: Rerun = Rerun()
 
     @property
     def counts(self) -> dict[str, int]:
@@ -107,11 +135,15 @@ class Report:
         return 0
 
     def summary_line(self) -> str:
+        return self._summary(with_config=True)
+
+    def _summary(self, with_config: bool) -> str:
+        """The counts, then the config used (GitHub's log leaves it out) and the next step."""
         parts = [f"{count} {status}" for status, count in self.counts.items()] or ["no files"]
         text = ", ".join(parts)
         if self.dry_run:
             text += " (dry run: nothing written)"
-        if self.config_source:
+        if self.config_source and with_config:
             text += f"; config: {self.config_source}"
         nudge = self.next_step()
         return f"{self.command.value}: {text}" + (f". {nudge}" if nudge else "")
@@ -120,11 +152,13 @@ class Report:
         """What the user can do next, said after the summary."""
         counts = self.counts
         nudge = ""
-        if self.command == Command.CHECK and counts.get(FileStatus.PENDING):
-            nudge = "run `fix-memory-leaks apply` to patch"
-        if self.command == Command.APPLY and any(counts.get(status) for status in WRITTEN):
+        if self.command is Command.CHECK and counts.get(FileStatus.PENDING):
+            nudge = f"run `{self.rerun.command_line(Command.APPLY)}` to patch"
+        if self.command is Command.APPLY and any(counts.get(status) for status in WRITTEN):
             nudge = (
-                "run again without --dry-run to write it" if self.dry_run else "undo with `fix-memory-leaks restore`"
+                "run again without --dry-run to write it"
+                if self.dry_run
+                else f"undo with `{self.rerun.command_line(Command.RESTORE)}`"
             )
         if counts.get(FileStatus.BROKEN_UPSTREAM):
             upgrade = "claude-mpm's own hook breaks in real use where a note says so: upgrade claude-mpm"
@@ -132,13 +166,26 @@ class Report:
         return nudge
 
     def as_json(self) -> dict[str, object]:
-        document: dict[str, object] = {
-            "files": [result.as_json() for result in self.results],
-            "summary": self.counts,
-        }
+        """The documented keys; apply adds ``dry_run`` and, in a dry run, each file's unified ``diff``."""
+        files = [result.as_json() for result in self.results]
+        if self.command is Command.APPLY and self.dry_run:
+            files = [{**entry, "diff": getattr(result, "diff", "")} for entry, result in zip(files, self.results)]
+        document: dict[str, object] = {"files": files, "summary": self.counts}
         if self.config_source is not None:
             document["config"] = self.config_source
+        if self.command is Command.APPLY:
+            document["dry_run"] = self.dry_run
         return document
+
+    def render(self, output: Format, options: Options = Options()) -> int:
+        """Print the report in the format asked for; its exit code."""
+        if output is Format.JSON:
+            self.render_json()
+        elif output is Format.GITHUB:
+            self.render_github()
+        else:
+            self.render_text(options)
+        return self.exit_code
 
     def render_json(self, stream: TextIO | None = None) -> None:
         (stream or sys.stdout).write(json.dumps(self.as_json(), indent=2) + "\n")
@@ -165,6 +212,10 @@ class Report:
             return
         written = self.dry_run and result.status in WRITTEN
         line = Text(f"{result.path}: ")
+        if self.command is Command.RESTORE:  # its message says what it did, in one sentence
+            line.append(result.message, style=_style(result.status))
+            console.print(line)
+            return
         line.append(f"would be {result.status} (dry run)" if written else result.status, style=_style(result.status))
         if result.layout:
             line.append(f"  [layout {result.layout}]", style="dim")
@@ -190,24 +241,28 @@ class Report:
             console.print(Text(f"  backup: {result.backup}", style="dim"))
 
     def render_github(self, stream: TextIO | None = None) -> None:
-        """GitHub Actions workflow commands: one annotation per pending fix, one per failed file, and a warning per
-        file whose note says that claude-mpm's own hook breaks in real use."""
+        """GitHub Actions workflow commands: one annotation per pending fix, one per failed file, and one per file
+        whose note says that claude-mpm's own hook breaks in real use (an error where the command fails on it)."""
         stream = stream or sys.stdout
         for result in cast("Sequence[FileResult]", self.results):
             path = _escape_property(result.path)
             if result.status in FAILED_FILE:
-                stream.write(f"::error file={path},title=fix-memory-leaks {result.status}::{_escape(result.message)}\n")
+                where = [f"file={path}"] if result.path else []
+                where += [f"{key}={value}" for key, value in (("line", result.line), ("col", result.column)) if value]
+                properties = ",".join([*where, f"title=fix-memory-leaks {result.status}"])
+                stream.write(f"::error {properties}::{_escape(result.message)}\n")
                 continue
-            if result.note:  # a warning: the file is left as it is and the exit code stays 0
+            if result.note:
+                kind = "error" if result.status in EXIT_ONE.get(self.command, frozenset()) else "warning"
                 title = f"fix-memory-leaks {result.status}"
-                stream.write(f"::warning file={path},line={result.note_line},title={title}::{_escape(result.note)}\n")
+                stream.write(f"::{kind} file={path},line={result.note_line},title={title}::{_escape(result.note)}\n")
             for fix in result.fixes:
                 if fix.status == FixStatus.PENDING:
-                    message = f"memory-leak fix '{fix.name}' is pending: run `fix-memory-leaks apply`"
+                    message = f"memory-leak fix '{fix.name}' is pending: run `{self.rerun.command_line(Command.APPLY)}`"
                     stream.write(
                         f"::error file={path},line={fix.line},title=fix-memory-leaks {fix.name}::{_escape(message)}\n"
                     )
-        stream.write(Report(Command.CHECK, self.results).summary_line() + "\n")
+        stream.write(self._summary(with_config=False) + "\n")
 
 
 def _style(status: str) -> str:
