@@ -204,3 +204,63 @@ def test_a_different_older_backup_is_kept_and_a_numbered_one_written(handler):
     assert Path(f"{target}.backup").read_bytes() == older
     assert Path(f"{target}.backup.1").read_bytes() == original
     assert main(["restore", str(target)]) == 0 and target.read_bytes() == original
+
+
+# ---------------------------------------------------------------- issue 25: no silent traps
+
+
+@pytest.mark.parametrize("command", ["check", "apply", "restore"])
+def test_a_missing_path_under_json_is_one_json_object_naming_it(command, tmp_path, capsys):
+    missing = str(tmp_path / "nowhere")
+    assert main([command, missing, "--format", "json"]) == 2
+    out, err = capsys.readouterr()
+    document = json.loads(out)
+    assert err == ""
+    (entry,) = document["files"]
+    assert entry["path"] == missing and entry["status"] == "error" and entry["message"] == "no such file or folder"
+    assert document["summary"] == {"error": 1}
+
+
+def test_a_missing_path_under_github_is_an_error_annotation(tmp_path, capsys):
+    missing = str(tmp_path / "nowhere")
+    assert main(["check", missing, "--format", "github"]) == 2
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first == f"::error file={missing},title=fix-memory-leaks error::no such file or folder"
+
+
+def test_a_syntax_errors_annotation_carries_its_line_and_column(tmp_path, capsys):
+    target = tmp_path / "hook_handler.py"
+    target.write_text("import os\n\ndef broken(:\n")
+    assert main(["check", str(target), "--format", "github"]) == 2
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith(f"::error file={target},line=3,col=12,title=fix-memory-leaks error::does not parse")
+
+
+def test_dry_run_json_says_so_and_carries_each_changed_files_diff(handler, capsys):
+    changed, unchanged = handler("shape-3.8"), handler("shape-3.9.9-upstream")
+    assert main(["apply", str(unchanged)]) == 0
+    capsys.readouterr()
+    before = changed.read_bytes()
+    assert main(["apply", "--dry-run", "--format", "json", str(changed), str(unchanged)]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["dry_run"] is True and changed.read_bytes() == before
+    by_path = {entry["path"]: entry for entry in document["files"]}
+    diff = by_path[str(changed)]["diff"]
+    assert diff.startswith(f"--- a/{str(changed).lstrip('/')}\n") and "+class SocketIOConnectionPool:" in diff
+    assert by_path[str(unchanged)]["diff"] == ""
+    assert main(["apply", "--format", "json", str(changed)]) == 0
+    written = json.loads(capsys.readouterr().out)
+    assert written["dry_run"] is False and "diff" not in written["files"][0]
+
+
+def test_restore_says_what_it_did_once_and_takes_format_json(handler, capsys):
+    target = handler()
+    assert main(["apply", str(target)]) == 0
+    capsys.readouterr()
+    assert main(["restore", str(target), "--no-color"]) == 0
+    line, summary = capsys.readouterr().err.splitlines()
+    assert line == f"{target}: restored from {target}.backup (the backup is kept)"
+    assert summary == "restore: 1 restored"
+    assert main(["restore", str(target), "--format", "json"]) == 0
+    (entry,) = json.loads(capsys.readouterr().out)["files"]
+    assert entry["status"] == "restored" and entry["message"].startswith(f"already identical to {target}.backup")

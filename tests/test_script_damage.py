@@ -358,6 +358,21 @@ def test_fixture_without_its_backup_names_a_placeholder_version(fixture_handler,
     assert "`pip install --force-reinstall claude-mpm==<version>` brings the original back" in line
 
 
+def test_a_damaged_file_git_tracks_is_brought_back_with_git(fixture_handler, capsys):
+    """In a source checkout (no dist-info) that tracks the handler, git has the original (issue 25, item 11)."""
+    backup_of(fixture_handler).unlink()
+    checkout = fixture_handler.parents[3]
+    subprocess.run(["git", "init", "-q", str(checkout)], check=True)
+    subprocess.run(["git", "-C", str(checkout), "add", "."], check=True)
+    before = snapshot(checkout / "claude_mpm")
+
+    assert main(["apply", str(fixture_handler)]) == 2
+
+    assert snapshot(checkout / "claude_mpm") == before
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if str(fixture_handler) in line]
+    assert f"`git checkout -- {fixture_handler}` brings the original back" in line and "pip install" not in line
+
+
 def test_damage_that_breaks_the_file_anywhere_is_recognised(fixture_handler, capsys):
     """Even broken among the lines the script pastes above the handler class, the file is repaired."""
     pristine = backup_of(fixture_handler).read_bytes()

@@ -174,3 +174,22 @@ def test_action_gates_then_patches_a_real_claude_mpm_install(tmp_path, releases)
     _, refused = action("fix")
     assert refused.returncode == 2
     assert refused.stdout.startswith("::error title=fix-memory-leaks::mode must be check, apply or verify")
+
+
+def test_action_installs_from_its_own_checkout_and_checks_the_version_asked(tmp_path):
+    """The tool is not on the package index: the action never installs from there (issue 25, item 1); a ``version``
+    that is not its checkout's fails the step, saying how to pin one."""
+    steps = yaml.safe_load((ROOT / "action.yml").read_text())["runs"]["steps"]
+    assert not any("fix-memory-leaks==" in step["run"] for step in steps)
+    assert "package index" in yaml.safe_load((ROOT / "action.yml").read_text())["inputs"]["version"]["description"]
+    runner_temp, workspace = tmp_path / "runner-temp", tmp_path / "workspace"
+    runner_temp.mkdir()
+    workspace.mkdir()
+    (wrong,) = run_action({"version": "0.0.1", "python": sys.executable}, runner_temp, workspace)
+    assert wrong.returncode == 2
+    assert "::error title=fix-memory-leaks::version 0.0.1 asked, but this action's checkout is" in wrong.stdout
+    assert "pin the release in uses:" in wrong.stdout
+    from fixer import __version__
+
+    right = run_action({"version": __version__, "python": sys.executable}, runner_temp, workspace)
+    assert right[0].returncode == 0 and right[0].stdout.startswith(f"fix-memory-leaks {__version__}")
