@@ -95,9 +95,8 @@ def count(option: str) -> Callable[[str], int]:
 
 
 def formats(parser: argparse.ArgumentParser, *allowed: Format) -> None:
-    parser.add_argument(
-        "--format", type=Format, choices=allowed, default=Format.TEXT, metavar="{" + ",".join(allowed) + "}"
-    )
+    """``--format``, parsed as text (argparse's own message for a wrong one); ``main`` makes it a Format."""
+    parser.add_argument("--format", choices=[output.value for output in allowed], default=Format.TEXT.value)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -209,6 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = None
     try:
         args = parser.parse_args(argv)
+        if hasattr(args, "format"):
+            args.format = Format(args.format)
         if args.command is None:
             parser.print_help(sys.stderr)
             return 2
