@@ -257,13 +257,12 @@ def _named(message: str, paths: Sequence[str]) -> tuple[str, str]:
 
 def _installed_targets(args) -> tuple[list[Path], list[FileResult]]:
     """``--installed`` without ``--python``: the hooks Claude Code runs (fixer.install.discovery), each said on stderr
-    with where it came from, and a failed result per target that could not be located."""
+    with where it came from, and a failed result per target that could not be located or is run wrongly."""
     paths, failed = [], []
     for target in _discovered(args):
-        if target.error is None:
-            if target.handler and target.handler.is_file():
-                paths.append(target.handler)
-        else:
+        if target.handler and target.handler.is_file():  # a hook run wrongly is still a file to check
+            paths.append(target.handler)
+        if target.error is not None:
             failed.append(FileResult(target.label, FileStatus.ERROR, message=f"{target.error} [from {target.origin}]"))
     return paths, failed
 

@@ -141,7 +141,7 @@ def test_pipx_layout_whose_wrapper_finds_the_wrong_python3(install, bare_python,
         check = run_tool(home, project, "check", "--installed", path=path)
         verify = run_tool(home, project, "verify", "--installed", "--format", "json", path=path)
     assert check.returncode == 2, check.stderr
-    errors = [line for line in check.stderr.splitlines() if line.startswith("fix-memory-leaks: error:")]
+    errors = [line.strip() for line in check.stderr.splitlines() if line.strip().startswith("error: ")]
     assert len(errors) == 1, check.stderr
     assert f"runs {bare_python}" in errors[0] and "cannot import claude_mpm" in errors[0]
     assert "fix: start Claude Code with VIRTUAL_ENV=" in errors[0] and "pip install claude-mpm==3.8.1" in errors[0]
