@@ -177,8 +177,8 @@ def release_row(version: str) -> str:
     wheel installs it, with its wrapper and modules beside it)."""
     from codemods.engine import assess
     from codemods.fixes.registry import FIX_NAMES
-    from codemods.reading.known_breakage import known_breakage
     from codemods.status import FixStatus
+    from fixer.install.breakage import known_breakage
 
     shape, plans = assess(handler(version))
     applied = ", ".join(name for name in FIX_NAMES if plans[name].status == FixStatus.PENDING) or "none"
