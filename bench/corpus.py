@@ -47,7 +47,16 @@ def _wheel(version: str) -> Path:
     found = sorted(wheels.glob(f"claude_mpm-{version}-*.whl"))
     if found:
         return found[0]
-    wheels.mkdir(parents=True, exist_ok=True)
+    with locked(wheels.with_name(f"wheels-{version}.lock")):  # test workers share the cache: one download
+        return _download_wheel(version, wheels)
+
+
+def _download_wheel(version: str, wheels: Path) -> Path:
+    found = sorted(wheels.glob(f"claude_mpm-{version}-*.whl"))
+    if found:  # another worker downloaded it while this one waited for the lock
+        return found[0]
+    staging = wheels.with_name(f"wheels-{version}.part.{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
     command = [
         sys.executable,
         "-m",
@@ -57,14 +66,18 @@ def _wheel(version: str) -> Path:
         "--only-binary=:all:",
         "-q",
         "-d",
-        str(wheels),
+        str(staging),
         f"claude-mpm=={version}",
     ]
-    _run_or_unavailable(command, f"pip download claude-mpm=={version}")
-    found = sorted(wheels.glob(f"claude_mpm-{version}-*.whl"))
-    if not found:
-        raise CorpusUnavailable(f"pip download claude-mpm=={version} left no wheel in {wheels}")
-    return found[0]
+    try:
+        _run_or_unavailable(command, f"pip download claude-mpm=={version}")
+        downloaded = sorted(staging.glob(f"claude_mpm-{version}-*.whl"))
+        if not downloaded:
+            raise CorpusUnavailable(f"pip download claude-mpm=={version} left no wheel in {staging}")
+        wheels.mkdir(parents=True, exist_ok=True)
+        return downloaded[0].replace(wheels / downloaded[0].name)  # whole, or not there at all
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def handler_path(version: str) -> Path:
@@ -73,7 +86,7 @@ def handler_path(version: str) -> Path:
     if not target.exists():
         data = zipfile.ZipFile(_wheel(version)).read(HANDLER_IN_WHEEL)
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(".part")
+        partial = target.with_suffix(f".part.{os.getpid()}")  # workers may write it at once: each its own
         partial.write_bytes(data)
         partial.replace(target)
     return target
@@ -93,10 +106,14 @@ def fetch_all(versions: Iterable[str] = ALL_RELEASES) -> dict[str, Path]:
 def unpacked(version: str) -> Path:
     """The release's wheel unpacked (cached): a folder to put on sys.path so its handler can be imported."""
     target = CACHE / "unpacked" / version
-    if not (target / "claude_mpm").is_dir():
-        staging = target.with_name(f"{version}.part")
-        zipfile.ZipFile(_wheel(version)).extractall(staging)
-        staging.replace(target)
+    if (target / "claude_mpm").is_dir():
+        return target
+    with locked(target.with_name(f"{version}.lock")):
+        if not (target / "claude_mpm").is_dir():
+            staging = target.with_name(f"{version}.part.{os.getpid()}")
+            shutil.rmtree(staging, ignore_errors=True)
+            zipfile.ZipFile(_wheel(version)).extractall(staging)
+            staging.replace(target)
     return target
 
 
@@ -177,8 +194,8 @@ def release_row(version: str) -> str:
     wheel installs it, with its wrapper and modules beside it)."""
     from codemods.engine import assess
     from codemods.fixes.registry import FIX_NAMES
-    from codemods.reading.known_breakage import known_breakage
     from codemods.status import FixStatus
+    from fixer.install.breakage import known_breakage
 
     shape, plans = assess(handler(version))
     applied = ", ".join(name for name in FIX_NAMES if plans[name].status == FixStatus.PENDING) or "none"

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from bench import corpus
-from codemods.reading.known_breakage import WORKS_FROM, known_breakage, wrapper_runs
 from codemods.status import FileStatus
 from fixer.cli import main
+from fixer.install.breakage import WORKS_FROM, known_breakage, wrapper_runs
 from fixer.patch.pipeline import check_file
 from tests import hook_delivery
 

@@ -19,7 +19,15 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Callable
 
-from ..reading.shape import MARK_PREFIX, Shape
+from ..reading.shape import (
+    CLEANUP_INTERVAL,
+    GIT_CACHE,
+    HANDLER_CLASS,
+    MARK_PREFIX,
+    POOL_ATTRIBUTE,
+    TRACKED_COLLECTIONS,
+    Shape,
+)
 from . import plan
 from .plan import Plan
 
@@ -153,3 +161,13 @@ def resolve_selection(names: Iterable[str]) -> tuple[tuple[str, ...], list[str]]
                 wanted.append(needed)
                 notes.append(f"{name} needs {needed}: selected it too")
     return tuple(name for name in FIX_NAMES if name in wanted), notes
+
+
+def verify_expectations() -> dict:
+    """What ``verify``'s long-lived run measures on a handler, as JSON for its driver (it imports nothing of ours)."""
+    return {
+        "handler_class": HANDLER_CLASS,
+        "pool_attribute": POOL_ATTRIBUTE,
+        "cleanup_interval": CLEANUP_INTERVAL,
+        "size_limits": {**TRACKED_COLLECTIONS, GIT_CACHE[0]: None},
+    }

@@ -23,15 +23,14 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from .targets import HANDLER_PARTS, claude_mpm_version
+from .model import ENTRY_POINT, HANDLER_MODULE, HANDLER_PARTS, WRAPPER
+from .targets import claude_mpm_version
 
-HANDLER_MODULE = "claude_mpm.hooks.claude_hooks.hook_handler"
 # The wrapper scripts claude-mpm's installers register (3.x-4.0: hook_wrapper.sh beside the handler;
 # 4.1+: scripts/claude-hook-handler.sh; claude-mpm-hook.sh: an older copy under ~/.claude/hooks).
-PYTHON_WRAPPERS = ("hook_wrapper.sh", "claude-hook-handler.sh", "claude-mpm-hook.sh")
+PYTHON_WRAPPERS = (WRAPPER, "claude-hook-handler.sh", "claude-mpm-hook.sh")
 # 5.6+ may register a bash-and-curl hook instead: no Python handler runs at all.
 NO_PYTHON_WRAPPERS = ("claude-hook-fast.sh",)
-ENTRY_POINT = "claude-hook"  # 5.x+: the console script, registered by bare name when it is on PATH
 SHELLS = ("bash", "sh", "zsh")
 SETTINGS_NAMES = ("settings.json", "settings.local.json")
 # Markers in claude-hook-handler.sh: each rule applies only to a wrapper whose text has it.

@@ -7,7 +7,8 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-HANDLER_PARTS = ("hooks", "claude_hooks", "hook_handler.py")
+from .model import HANDLER_PARTS
+
 SKIPPED_FOLDERS = {".git", "__pycache__", "node_modules", ".tox", ".mypy_cache", ".pytest_cache"}
 
 

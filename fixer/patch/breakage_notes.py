@@ -1,4 +1,4 @@
-"""Glue between the pipeline and ``codemods.reading.known_breakage``: a result for claude-mpm's own (4.x+) handler is
+"""Glue between the pipeline and ``fixer.install.breakage``: a result for claude-mpm's own (4.x+) handler is
 never ok (or already-fixed) when its hook is known to break in real use; it gets a note instead, and the file
 stays as it is (exit 0)."""
 
@@ -7,10 +7,10 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from codemods.reading.known_breakage import known_breakage
 from codemods.reading.shape import Shape
 from codemods.status import FileStatus
 
+from ..install.breakage import known_breakage
 from .results import FileResult
 
 

@@ -16,13 +16,11 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..install.model import ENTRY_POINT, HOOKS_FOLDER, WRAPPER
 from .driver import DASHBOARD_PORT, REPLY_ACTION, REPLY_ASYNC, REPLY_CONTINUE, Launch
 
-HOOKS_FOLDER = Path("hooks") / "claude_hooks"
-WRAPPER = "hook_wrapper.sh"  # beside hook_handler.py, 3.x to 4.x
 HANDLER_SCRIPT = "claude-hook-handler.sh"  # claude_mpm/scripts/, 4.1.10 and later
 FAST_SCRIPT = "claude-hook-fast.sh"  # claude_mpm/scripts/, 5.x: bash and curl, no Python
-ENTRY_POINT = "claude-hook"
 INSTALLER = "installer.py"
 # The wrapper's line that starts the handler: "$PYTHON_CMD" ARGS "$@" (after `exec` or `if !`).
 INVOCATION = re.compile(r'"?\$PYTHON_CMD"?\s+(?P<args>[^\n]*?)\s+"\$@"')

@@ -18,13 +18,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .shape import HANDLER_CLASS
+from codemods.reading.shape import HANDLER_CLASS
+
+from .model import HANDLER_MODULE, WRAPPER
 
 # The nearest release on the package index whose hook works in real use (measured, see the module docstring):
 # what the note recommends. The files in front of us cannot tell which later release works, only what breaks.
 WORKS_FROM = "4.1.10"
-WRAPPER = "hook_wrapper.sh"
-HANDLER_MODULE = "claude_mpm.hooks.claude_hooks.hook_handler"
 # Method names that send (or may send) an event somewhere: a handler's ways out, and what a queue must not call.
 SENDS = frozenset({"emit", "emit_event", "publish", "post", "send", "connect", "call"})
 
