@@ -284,6 +284,7 @@ def listener_on_dashboard_port() -> Iterator[list]:
             connection.close()
 
 
+@pytest.mark.xdist_group("dashboard-port")  # both listen on 127.0.0.1:8765: one worker, in turn
 def test_a_dashboard_on_the_hard_coded_port_receives_nothing(required, tmp_path):
     """4.1.10 posts to 8765 and 5.x's fast hook to its port variable: neither reaches a server verify did not start."""
     if not namespace_available():
@@ -299,6 +300,7 @@ def test_a_dashboard_on_the_hard_coded_port_receives_nothing(required, tmp_path)
         assert result["isolation"].startswith("private network namespace")
 
 
+@pytest.mark.xdist_group("dashboard-port")  # both listen on 127.0.0.1:8765: one worker, in turn
 def test_without_a_namespace_a_taken_hard_coded_port_is_refused(required, tmp_path):
     python = str(required(corpus.installed, "4.1.10"))
     with listener_on_dashboard_port() as connections:
