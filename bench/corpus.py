@@ -200,7 +200,7 @@ def release_row(version: str) -> str:
     shape, plans = assess(handler(version))
     applied = ", ".join(name for name in FIX_NAMES if plans[name].status == FixStatus.PENDING) or "none"
     outcome = "patched" if applied != "none" else "already-fixed"
-    if shape.upstream_fixed and applied == "none":
+    if shape.carries_upstream_rework and applied == "none":
         installed = unpacked(version) / HANDLER_IN_WHEEL
         if known_breakage(installed, installed.read_bytes()) is not None:
             outcome = "broken-upstream"

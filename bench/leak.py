@@ -23,11 +23,13 @@ from pathlib import Path
 from bench import corpus, table
 from bench.soak_harness import COLLECTIONS, RunResult, Sample, soak
 from codemods.engine import fix_source
+from codemods.fixes import periodic_cleanup
+from codemods.fixes.registry import FIX_NAMES, resolve_selection
 
 # The middle variant: a long-lived handler (singleton) whose dicts nothing trims. It shows
 # what the limits and the periodic cleanup are for, which the unpatched handler cannot:
 # it builds a fresh handler per call, so its state dies with the call.
-NO_CLEANUP = ("connection-pool", "singleton", "teardown")
+NO_CLEANUP = tuple(name for name in FIX_NAMES if name not in resolve_selection([periodic_cleanup.FIX.name])[0])
 COLOURS = {"unpatched": "tab:red", "no-cleanup": "tab:orange", "patched": "tab:blue"}
 # The unpatched handler connects anew on every call (about 7 ms each on a 2-core machine):
 # its run stops here, and the output says so, however many calls the patched one gets.

@@ -381,7 +381,7 @@ def test_quiet_prints_only_the_summary_and_errors(capsys, mixed_tree):
     assert lines[1].startswith("check: ")
 
 
-def test_verbose_shows_every_fix_of_an_upstream_fixed_file(capsys, real_handler):
+def test_verbose_shows_every_fix_of_an_upstream_rework_file(capsys, real_handler):
     handler = real_handler("4.1.0")
     _, _, normal = run(capsys, "check", str(handler))
     _, _, verbose = run(capsys, "check", str(handler), "--verbose")

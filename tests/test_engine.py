@@ -29,7 +29,7 @@ def test_fixes_with_nothing_to_act_on_say_why():
 def test_a_partial_patch_of_ours_is_completed_not_mistaken_for_upstream():
     singleton_only = run_fix("singleton", SOCKETIO_HANDLER)
     shape, plans = assess(singleton_only.encode())
-    assert not shape.upstream_fixed
+    assert not shape.carries_upstream_rework
     assert plans["singleton"].status == FixStatus.PRESENT and plans["connection-pool"].status == FixStatus.PENDING
     completed = fix_source(singleton_only.encode()).source.decode()
     # The same code as a patch in one go; only which fix's mark an added import carries, and so
@@ -44,7 +44,7 @@ def _code_and_imports(source: str):
     return ast.dump(tree), imports
 
 
-def test_upstream_fixed_file_is_left_alone():
+def test_upstream_rework_file_is_left_alone():
     upstream = SOCKETIO_HANDLER.replace("\n\ndef main():", "\n\n_global_handler = None\n\n\ndef main():")
     outcome = fix_source(upstream.encode())
     assert outcome.source == upstream.encode() and not outcome.applied

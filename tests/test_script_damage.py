@@ -104,9 +104,9 @@ def test_the_script_damages_every_pre_fix_release(script_runs):
 
 
 @pytest.mark.corpus
-def test_upstream_fixed_releases_are_not_mistaken_for_damage(releases):
+def test_upstream_rework_releases_are_not_mistaken_for_damage(releases):
     for version in corpus.FIXED_UPSTREAM:
-        assert inspect_refusing_damage(releases[version].read_bytes()).upstream_fixed, version
+        assert inspect_refusing_damage(releases[version].read_bytes()).carries_upstream_rework, version
 
 
 @pytest.mark.corpus

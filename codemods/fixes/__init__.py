@@ -1,1 +1,1 @@
-"""The fixes: the registry, one module a fix, and what their planners and transformers share."""
+"""The fixes, one package each (record, steps, planner; its LibCST transformer in ``transform``), and the registry."""

@@ -1,4 +1,4 @@
-"""What the five fix transformers share: pruned traversal, parsing our snippets, placing them.
+"""What the fix transformers share: pruned traversal, parsing our snippets, placing them.
 
 Each fix is a plain ``libcst.CSTTransformer`` run over one shared parse. It never descends
 below the module's top-level statements (walking the whole tree would cost more than the
@@ -14,10 +14,10 @@ from typing import Callable, ClassVar, Union
 
 import libcst as cst
 
-from ..reading.shape import HANDLER_CLASS, Shape, UnsupportedShape
+from ..reading.features import HANDLER_CLASS, Shape, UnsupportedShape
 from ..settings import Settings
 from .plan import Plan
-from .registry import Fix
+from .record import Fix
 
 # A statement that can carry comments and blank lines above it (``leading_lines``): what a module body holds.
 Statement = Union[cst.SimpleStatementLine, cst.BaseCompoundStatement]
@@ -27,7 +27,7 @@ class FixTransformer(cst.CSTTransformer):
     """Base of every fix: knows its record, its plan (pending steps), the settings, the file's shape and its
     formatting. It can run alone on a parsed module (``module.visit(Fix(plan, settings, module, shape))``)."""
 
-    FIX: ClassVar[Fix]  # the fix's record in ``registry.FIXES``
+    FIX: ClassVar[Fix]  # the fix's record, from its package's ``__init__`` (``registry.FIXES`` lists it)
 
     def __init__(self, plan: Plan, settings: Settings, module: cst.Module, shape: Shape) -> None:
         super().__init__()

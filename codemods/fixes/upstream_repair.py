@@ -1,4 +1,4 @@
-"""Repairs of claude-mpm's own 3.9.4-3.9.11 fix that several fixes share.
+"""Repair helpers for claude-mpm's own 3.9.4-3.9.11 fix that several fixes share.
 
 Upstream's code is kept where it works and edited in place where it breaks the hook: a
 statement taken out leaves our mark where it was, so that ``check`` (and the next run)
@@ -11,27 +11,7 @@ from collections.abc import Callable, Collection
 
 import libcst as cst
 
-from .base import FixTransformer, Statement, block_statements, with_class_body
-from .registry import BY_NAME
-
-SINGLETON = BY_NAME["singleton"]
-
-# A module function the singleton fix adds for 3.9.9+, whose handler waits for stdin with select().
-STDIN_HELPER = "_stdin_ready"
-STDIN_HELPER_CODE = f'''
-{SINGLETON.mark("main() may be called by a process whose stdin has no file descriptor")}
-def {STDIN_HELPER}(timeout):
-    """Whether the hook event can be read from stdin within ``timeout`` seconds.
-
-    A long-lived caller may hand main() an in-memory stdin, which select() refuses: it is ready.
-    """
-    try:
-        descriptor = sys.stdin.fileno()
-    except (AttributeError, OSError, ValueError):
-        return True
-    ready, _, _ = select.select([descriptor], [], [], timeout)
-    return bool(ready)
-'''
+from .base import block_statements, with_class_body
 
 
 def visit_methods(classdef: cst.ClassDef, edits: dict[str, cst.CSTTransformer]) -> cst.ClassDef:
@@ -157,41 +137,3 @@ class DropStatements(cst.CSTTransformer):
         if updated_node.name.value not in self.in_functions or not isinstance(updated_node.body, cst.IndentedBlock):
             return updated_node
         return updated_node.with_changes(body=self._dropped(updated_node.body))
-
-
-def is_stdin_select(statement: cst.BaseStatement) -> bool:
-    """``ready, _, _ = select.select([sys.stdin], ...)``"""
-    if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
-        return False
-    assign = statement.body[0]
-    return (
-        isinstance(assign, cst.Assign)
-        and len(assign.targets) == 1
-        and isinstance(assign.targets[0].target, cst.Tuple)
-        and isinstance(assign.targets[0].target.elements[0].value, cst.Name)
-        and isinstance(assign.value, cst.Call)
-        and isinstance(assign.value.func, cst.Attribute)
-        and assign.value.func.attr.value == "select"
-        and bool(assign.value.args)
-        and "sys.stdin" in cst.Module(body=[]).code_for_node(assign.value.args[0].value)
-    )
-
-
-class WaitForStdinAnyway(cst.CSTTransformer):
-    """``ready, _, _ = select.select([sys.stdin], [], [], T)`` becomes ``ready = _stdin_ready(T)``."""
-
-    def __init__(self, fix: FixTransformer) -> None:
-        super().__init__()
-        self.fix = fix
-
-    def leave_SimpleStatementLine(self, original_node: cst.SimpleStatementLine, updated_node: cst.SimpleStatementLine):
-        if not is_stdin_select(updated_node):
-            return updated_node
-        assign = cst.ensure_type(updated_node.body[0], cst.Assign)
-        target = cst.ensure_type(assign.targets[0].target, cst.Tuple).elements[0].value
-        call = cst.ensure_type(assign.value, cst.Call)
-        code = cst.Module(body=[]).code_for_node
-        timeout = code(call.args[3].value) if len(call.args) > 3 else "None"
-        note = SINGLETON.mark("select() refuses a stdin with no file descriptor")
-        replacement: Statement = self.fix.statement(f"{code(target)} = {STDIN_HELPER}({timeout})  {note}")
-        return replacement.with_changes(leading_lines=updated_node.leading_lines)

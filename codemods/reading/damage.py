@@ -59,7 +59,7 @@ def inspect_refusing_damage(source: bytes) -> Shape:
         if _defines_script_additions(source):
             raise ScriptDamage([f"does not parse: line {error.lineno}: {error.msg}"]) from None
         raise
-    if shape.upstream_fixed:
+    if shape.carries_upstream_rework:
         symptoms = damage_symptoms(ast.parse(source))
         if symptoms:
             raise ScriptDamage(symptoms)
@@ -106,7 +106,7 @@ def original_of(damaged: bytes, candidate: bytes) -> Shape | None:
         shape = inspect(candidate)
     except (SyntaxError, ValueError, UnsupportedShape):
         return None
-    if shape.upstream_fixed or shape.marks or POOL_CLASS in shape.module_names:
+    if shape.carries_upstream_rework or shape.marks or POOL_CLASS in shape.module_names:
         return None
     return shape if made_by_the_script(damaged, candidate) else None
 

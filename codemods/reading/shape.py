@@ -8,119 +8,55 @@ or text matching. ``check`` needs nothing else, so it never imports libcst.
 from __future__ import annotations
 
 import ast
-import re
-from dataclasses import dataclass
+import dataclasses
 from typing import TypeVar
 
-HANDLER_CLASS = "ClaudeHookHandler"
-POOL_CLASS = "SocketIOConnectionPool"
-CLEANUP_METHOD = "_cleanup_old_entries"
-EVENT_COUNTER = "events_processed"
-POOL_ATTRIBUTE = "connection_pool"
-# The revision of the pool this version injects: a pool of ours with a lower one is replaced
-# (0.1.0's, revision 1, lost events and hung hook processes at exit).
-POOL_REVISION = 2
+from .features import (
+    CACHE_AGE_LIMIT,
+    CLEANUP_INTERVAL,
+    CLEANUP_METHOD,
+    EVENT_COUNTER,
+    GIT_CACHE,
+    GLOBAL_HANDLER,
+    HANDLER_CLASS,
+    LIMIT_NAMES,
+    MARK_PREFIX,
+    POOL_ATTRIBUTE,
+    POOL_CLASS,
+    POOL_METHODS,
+    POOL_REVISION,
+    REPLY_METHOD,
+    TRACKED_COLLECTIONS,
+    Shape,
+    UnsupportedShape,
+    UpstreamFix,
+    UpstreamVariant,
+    method_key,
+    read_marks,
+)
+from .layouts import layout_of
 
-# Unbounded collections a handler may set in __init__, with the limit that bounds each.
-TRACKED_COLLECTIONS: dict[str, str] = {
-    "active_delegations": "MAX_DELEGATION_TRACKING",
-    "delegation_requests": "MAX_DELEGATION_TRACKING",
-    "pending_prompts": "MAX_PROMPT_TRACKING",
-}
-GIT_CACHE = ("_git_branch_cache", "_git_branch_cache_time")
-CACHE_AGE_LIMIT = "MAX_CACHE_AGE_SECONDS"
-CLEANUP_INTERVAL = "CLEANUP_INTERVAL_EVENTS"
-
-MARK_PREFIX = "fix-memory-leaks:"
-# What the handler may call on its connection pool: the public methods of the pool this tool injects.
-POOL_METHODS = frozenset({"get_connection", "close_all"})
-# The handler's limits as claude-mpm 3.9.4-3.9.11 keep them: instance attributes set in __init__.
-LIMIT_NAMES = ("MAX_DELEGATION_TRACKING", "MAX_PROMPT_TRACKING", CACHE_AGE_LIMIT, CLEANUP_INTERVAL)
-REPLY_METHOD = "_continue_execution"
-_MARK = re.compile(r"#\s*fix-memory-leaks:\s*([a-z][a-z-]*)")
-
-
-class UnsupportedShape(Exception):
-    """The file is Python, but not a hook handler layout this tool knows."""
-
-
-@dataclass(frozen=True)
-class UpstreamFix:
-    """claude-mpm's own fix as released in 3.9.4-3.9.11, and what of it still breaks the hook in real use.
-
-    Each field names what is left to repair; all are empty or False once ``apply`` has repaired it.
-    """
-
-    variant: str  # the releases this shape was seen in: "3.9.4-3.9.8" or "3.9.9-3.9.11"
-    pool_is_theirs: bool  # its SocketIOConnectionPool, closed only from __del__ at interpreter finalization
-    retrying_methods: tuple[str, ...]  # emit again through an immediate reconnection, in an except block
-    exit_replies: tuple[str, ...]  # functions nested in main() that reply and sys.exit(), called or registered
-    alarm_replies: tuple[str, ...]  # functions nested in handle() that reply before the except block replies again
-    stdin_waits: tuple[str, ...]  # methods that select() on sys.stdin (fails for a stdin with no descriptor)
-    literal_limits: tuple[str, ...]  # limits set in __init__ as numbers (not from the config)
-    cleanup_is_theirs: bool  # _cleanup_old_entries() trims by sorted key, not by age of insertion
-    del_is_theirs: bool  # __del__ closes the pool's clients during finalization
-
-    @property
-    def layout(self) -> str:
-        detail = "its pool and singleton" if self.variant.startswith("3.9.4") else "+ alarm, exit in main()"
-        return f"claude-mpm's own fix {self.variant} ({detail})"
-
-
-@dataclass(frozen=True)
-class Shape:
-    """What a handler file holds, as far as the five fixes care."""
-
-    module_names: frozenset[str]
-    marks: frozenset[str]
-    init_attrs: frozenset[str]
-    methods: frozenset[str]
-    tracked: tuple[str, ...]
-    has_git_cache: bool
-    client_builders: tuple[str, ...]
-    synced_getters: tuple[str, ...]
-    pool_revision: int | None  # of a pool class of ours (our mark right above it), else None
-    builders_without_port: tuple[str, ...]
-    main_builds_handler: bool
-    handle_calls_cleanup: bool
-    del_closes_pool: bool
-    upstream_fixed: bool
-    lines: dict[str, int]
-    upstream: UpstreamFix | None = None  # claude-mpm 3.9.4-3.9.11: its own pool in this file (repaired, not left)
-
-    @property
-    def has_socketio_client(self) -> bool:
-        return bool(self.client_builders) or POOL_ATTRIBUTE in self.init_attrs
-
-    @property
-    def needed_limits(self) -> tuple[str, ...]:
-        """The limit constants this layout's collections need, plus the interval, in a stable order."""
-        names = [TRACKED_COLLECTIONS[attr] for attr in self.tracked]
-        if self.has_git_cache:
-            names.append(CACHE_AGE_LIMIT)
-        if names:
-            names.append(CLEANUP_INTERVAL)
-        return tuple(dict.fromkeys(names))
-
-    @property
-    def layout(self) -> str:
-        """A short name for the layout, from its features (the releases named are where it was seen)."""
-        if self.upstream is not None:
-            return self.upstream.layout
-        if self.upstream_fixed:
-            return "fixed upstream (4.x+)"
-        if not self.has_socketio_client and not self.tracked:
-            return "3.0-3.1 (no Socket.IO client, no tracking)"
-        if "pending_prompts" in self.tracked:
-            return "3.6-3.9.2 (Socket.IO, delegations, prompts)"
-        if "delegation_requests" in self.tracked:
-            return "3.5 (Socket.IO, delegation requests)"
-        return "3.2-3.4 (Socket.IO, delegations)"
-
-
-def read_marks(text: str) -> frozenset[str]:
-    """The fixes whose marker comment (``# fix-memory-leaks: NAME``) is in the text."""
-    return frozenset(_MARK.findall(text))
+__all__ = [  # what callers read from here: the record, and the names the reading is made of
+    "CACHE_AGE_LIMIT",
+    "CLEANUP_INTERVAL",
+    "CLEANUP_METHOD",
+    "EVENT_COUNTER",
+    "GIT_CACHE",
+    "HANDLER_CLASS",
+    "MARK_PREFIX",
+    "POOL_ATTRIBUTE",
+    "POOL_CLASS",
+    "POOL_REVISION",
+    "REPLY_METHOD",
+    "TRACKED_COLLECTIONS",
+    "Shape",
+    "UnsupportedShape",
+    "UpstreamFix",
+    "handler_constructions",
+    "inspect",
+    "pool_is_outdated",
+    "read_marks",
+]
 
 
 def inspect(source: bytes) -> Shape:
@@ -140,20 +76,23 @@ def inspect(source: bytes) -> Shape:
 
     module_names, _ = _module_bindings(tree)
     marks = read_marks(text)
+    marks_above = _marks_above(text.splitlines(), tree, handler)
     init = methods["__init__"]
     assignments = list(_self_assignments(init))
     init_attrs = frozenset(attr for attr, _ in assignments)
     dict_attrs = {attr for attr, value in assignments if _is_dict_value(value)}
     builders = tuple(name for name, node in methods.items() if _builds_socketio_client(node))
-    pool_revision = _our_pool_revision(tree, text)
+    pool_revision = _our_pool_revision(tree, marks_above)
     # Only an outdated pool of ours comes with getters to rewrite again: walk the methods only then.
     stale = pool_is_outdated(pool_revision)
     synced_getters = tuple(name for name, node in methods.items() if stale and _stores_pooled_client(node))
-    upstream_fixed = _upstream_singleton(tree, text)
-    upstream = _upstream_fix(tree, text, methods, main, assignments) if upstream_fixed else None
+    # claude-mpm's own singleton: _global_handler at module level, without a mark of ours right above it.
+    upstream_rework = GLOBAL_HANDLER in marks_above and not marks_above[GLOBAL_HANDLER]
+    upstream = _upstream_fix(tree, methods, main, assignments) if upstream_rework else None
     shape = Shape(
         module_names=frozenset(module_names),
         marks=marks,
+        marks_above=marks_above,
         init_attrs=init_attrs,
         methods=frozenset(methods),
         tracked=tuple(attr for attr in TRACKED_COLLECTIONS if attr in dict_attrs),
@@ -165,7 +104,7 @@ def inspect(source: bytes) -> Shape:
         main_builds_handler=bool(handler_constructions(main)),
         handle_calls_cleanup=_calls_method(methods["handle"], CLEANUP_METHOD),
         del_closes_pool="__del__" in methods and _calls_method(methods["__del__"], "close_all"),
-        upstream_fixed=upstream_fixed,
+        carries_upstream_rework=upstream_rework,
         upstream=upstream,
         lines={
             "class": handler.lineno,
@@ -174,13 +113,13 @@ def inspect(source: bytes) -> Shape:
             **({"builder": methods[builders[0]].lineno} if builders else {}),
         },
     )
-    if not upstream_fixed:
+    if not upstream_rework:
         _require_known_prefix_shape(shape)
-    return shape
+    return dataclasses.replace(shape, layout=layout_of(shape).name)
 
 
 def _require_known_prefix_shape(shape: Shape) -> None:
-    if not shape.main_builds_handler and "singleton" not in shape.marks:
+    if not shape.main_builds_handler and not shape.marks_on(GLOBAL_HANDLER):  # not our singleton's either
         raise UnsupportedShape(f"main() does not create {HANDLER_CLASS}() (expected `handler = {HANDLER_CLASS}()`)")
     if shape.builders_without_port:
         name = shape.builders_without_port[0]
@@ -189,23 +128,28 @@ def _require_known_prefix_shape(shape: Shape) -> None:
         raise UnsupportedShape("the handler builds socketio.Client but the module never imports socketio")
 
 
-def _marked_above(lines: list[str], node: ast.stmt, fix: str) -> bool:
-    """Whether the line right above ``node`` is the mark of ``fix`` (how our injected definitions start)."""
-    return node.lineno >= 2 and fix in read_marks(lines[node.lineno - 2])
+def _marks_above(lines: list[str], tree: ast.Module, handler: ast.ClassDef) -> dict[str, frozenset[str]]:
+    """The marks on the line right above each top-level definition and assignment (by name), and above each
+    handler method (``method_key``): how our injected definitions start."""
+    found: dict[str, frozenset[str]] = {}
+
+    def above(node: ast.stmt) -> frozenset[str]:
+        return read_marks(lines[node.lineno - 2]) if node.lineno >= 2 else frozenset()
+
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            found.setdefault(node.name, above(node))
+        elif isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    found.setdefault(target.id, above(node))
+    for node in handler.body:
+        if isinstance(node, ast.FunctionDef):
+            found.setdefault(method_key(node.name), above(node))
+    return found
 
 
-def _upstream_singleton(tree: ast.Module, text: str) -> bool:
-    """``_global_handler`` assigned at module level without our singleton mark right above: claude-mpm's own."""
-    lines = text.splitlines()
-    return any(
-        isinstance(node, ast.Assign)
-        and any(isinstance(t, ast.Name) and t.id == "_global_handler" for t in node.targets)
-        and not _marked_above(lines, node, "singleton")
-        for node in tree.body
-    )
-
-
-def _upstream_fix(tree: ast.Module, text: str, methods, main: ast.FunctionDef, assignments) -> UpstreamFix | None:
+def _upstream_fix(tree: ast.Module, methods, main: ast.FunctionDef, assignments) -> UpstreamFix | None:
     """What is left of claude-mpm's own 3.9.4-3.9.11 fix in the file; None for 4.x and later (no pool here)."""
     pool = _top_level(tree, ast.ClassDef, POOL_CLASS)
     if pool is None or POOL_ATTRIBUTE not in {attr for attr, _ in assignments}:
@@ -216,17 +160,14 @@ def _upstream_fix(tree: ast.Module, text: str, methods, main: ast.FunctionDef, a
         raise UnsupportedShape(
             f"the handler calls connection_pool.{unknown[0]}(), which this tool's pool does not have"
         )
-    lines = text.splitlines()
     handle = methods["handle"]
     alarm = any(_is_call(node, "signal", "alarm") for node in ast.walk(handle))
     alarm_replies = tuple(fn.name for fn in _nested_functions(handle) if _calls_method(fn, REPLY_METHOD))
     if alarm_replies and not _bare_except_replies(handle):
         raise UnsupportedShape(f"{HANDLER_CLASS}.handle() has a timeout handler but no `except:` that replies")
     exiting = {fn.name for fn in _nested_functions(main) if any(_is_call(n, "sys", "exit") for n in ast.walk(fn))}
-    cleanup = methods.get(CLEANUP_METHOD)
     return UpstreamFix(
-        variant="3.9.9-3.9.11" if alarm else "3.9.4-3.9.8",
-        pool_is_theirs=not _marked_above(lines, pool, "connection-pool"),
+        variant=UpstreamVariant.WITH_ALARM_AND_EXIT if alarm else UpstreamVariant.POOL_AND_SINGLETON,
         retrying_methods=retrying,
         exit_replies=tuple(sorted(name for name in exiting if _calls_or_registers(main, name))),
         alarm_replies=alarm_replies,
@@ -236,8 +177,6 @@ def _upstream_fix(tree: ast.Module, text: str, methods, main: ast.FunctionDef, a
             for attr, value in assignments
             if attr in LIMIT_NAMES and isinstance(value, ast.Constant) and isinstance(value.value, int)
         ),
-        cleanup_is_theirs=cleanup is not None and not _marked_above(lines, cleanup, "periodic-cleanup"),
-        del_is_theirs="__del__" in methods and not _marked_above(lines, methods["__del__"], "teardown"),
     )
 
 
@@ -333,7 +272,7 @@ def handler_constructions(main: ast.FunctionDef) -> tuple[ast.Assign, ...]:
             isinstance(node, ast.Assign)
             and len(node.targets) == 1
             and isinstance(node.targets[0], ast.Name)
-            and node.targets[0].id != "_global_handler"
+            and node.targets[0].id != GLOBAL_HANDLER
             and isinstance(node.value, ast.Call)
             and isinstance(node.value.func, ast.Name)
             and node.value.func.id == HANDLER_CLASS
@@ -347,13 +286,11 @@ def pool_is_outdated(revision: int | None) -> bool:
     return revision is not None and revision < POOL_REVISION
 
 
-def _our_pool_revision(tree: ast.Module, text: str) -> int | None:
+def _our_pool_revision(tree: ast.Module, marks_above: dict[str, frozenset[str]]) -> int | None:
     """``REVISION`` of the pool class we injected (1 for 0.1.0's, which had none); None if the
     module has no pool class, or one that is not ours."""
     pool = _top_level(tree, ast.ClassDef, POOL_CLASS)
-    if pool is None or pool.lineno < 2:
-        return None
-    if read_marks(text.splitlines()[pool.lineno - 2]) != {"connection-pool"}:
+    if pool is None or len(marks_above[POOL_CLASS]) != 1:  # our pool class carries its one mark right above it
         return None
     for node in pool.body:
         if (

@@ -17,7 +17,7 @@ from .results import FileResult
 def with_breakage_note(result: FileResult, target: Path, source: bytes, shape: Shape) -> FileResult:
     """``result``, marked broken-upstream with its note where the handler (and what is installed beside it,
     ``target`` being its real path) shows a known breakage; unchanged otherwise (a pending or patched file too)."""
-    if not shape.upstream_fixed or result.status not in (FileStatus.OK, FileStatus.ALREADY_FIXED):
+    if not shape.carries_upstream_rework or result.status not in (FileStatus.OK, FileStatus.ALREADY_FIXED):
         return result
     breakage = known_breakage(target, source)
     if breakage is None:

@@ -250,7 +250,7 @@ def _apply_locked(path: Path, target: Path, select, settings: Settings, dry_run:
 def _apply_status(outcome: Outcome, fixes: Sequence[FixResult]) -> FileStatus:
     if outcome.applied:
         return FileStatus.PATCHED
-    if outcome.shape.upstream_fixed or any(f.status == FixStatus.PRESENT for f in fixes):
+    if outcome.shape.carries_upstream_rework or any(f.status == FixStatus.PRESENT for f in fixes):
         return FileStatus.ALREADY_FIXED
     return FileStatus.NOT_APPLICABLE
 

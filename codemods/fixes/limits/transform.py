@@ -1,15 +1,12 @@
-"""limits: module constants that bound the handler's tracked collections."""
+"""The limits' LibCST transformer: the constants, and claude-mpm 3.9.4-3.9.11's attributes reading them."""
 
 from __future__ import annotations
 
 import libcst as cst
 
-from ..reading.shape import CACHE_AGE_LIMIT, CLEANUP_INTERVAL, HANDLER_CLASS, TRACKED_COLLECTIONS
-from .base import FixTransformer, defines, find_method, insert_before, is_handler_class, replace_method
-from .plan import LimitStep
-from .registry import fix_of_module
-
-FIX = fix_of_module(__name__)
+from ...reading.features import CACHE_AGE_LIMIT, CLEANUP_INTERVAL, HANDLER_CLASS, TRACKED_COLLECTIONS
+from ..base import FixTransformer, defines, find_method, insert_before, is_handler_class, replace_method
+from . import FIX, LimitStep
 
 
 def _what_it_bounds(limit: str, tracked) -> str:

@@ -1,4 +1,4 @@
-"""connection-pool: one small pool of Socket.IO clients instead of a new client per event."""
+"""The connection pool's LibCST transformer: the pool class, the handler taking its clients from it."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from string import Template
 
 import libcst as cst
 
-from ..reading.shape import HANDLER_CLASS, POOL_CLASS, POOL_REVISION, UnsupportedShape
-from .base import (
+from ...reading.features import HANDLER_CLASS, POOL_CLASS, POOL_REVISION, UnsupportedShape
+from ..base import (
     FixTransformer,
     block_statements,
     defines,
@@ -17,11 +17,8 @@ from .base import (
     replace_statement,
     with_class_body,
 )
-from .plan import PoolStep
-from .registry import fix_of_module
-from .upstream_repair import DropStatements, calls_attribute, contains_call, visit_methods
-
-FIX = fix_of_module(__name__)
+from ..upstream_repair import DropStatements, calls_attribute, contains_call, visit_methods
+from . import FIX, PoolStep
 
 NO_RETRY_NOTE = FIX.mark("no retry through an immediate reconnection: the pool tries a failed port again later")
 

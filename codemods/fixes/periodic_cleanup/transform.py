@@ -1,15 +1,12 @@
-"""periodic-cleanup: trim the tracked collections every CLEANUP_INTERVAL_EVENTS events."""
+"""The periodic cleanup's LibCST transformer: the cleanup method, the event counter, the call in handle()."""
 
 from __future__ import annotations
 
 import libcst as cst
 
-from ..reading.shape import CACHE_AGE_LIMIT, CLEANUP_INTERVAL, CLEANUP_METHOD, EVENT_COUNTER, TRACKED_COLLECTIONS
-from .base import FixTransformer, find_method, insert_method_after, is_handler_class, prepend_to_method, replace_method
-from .plan import CleanupStep
-from .registry import fix_of_module
-
-FIX = fix_of_module(__name__)
+from ...reading.features import CACHE_AGE_LIMIT, CLEANUP_INTERVAL, CLEANUP_METHOD, EVENT_COUNTER, TRACKED_COLLECTIONS
+from ..base import FixTransformer, find_method, insert_method_after, is_handler_class, prepend_to_method, replace_method
+from . import FIX, CleanupStep
 
 COUNTER_CODE = f"self.{EVENT_COUNTER} = 0  {FIX.mark()}"
 

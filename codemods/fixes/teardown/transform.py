@@ -1,14 +1,11 @@
-"""teardown: ``__del__`` closes the connection pool, even when ``__init__`` failed half-way."""
+"""The teardown's LibCST transformer: the ``__del__`` that closes the pool."""
 
 from __future__ import annotations
 
 import libcst as cst
 
-from .base import FixTransformer, find_method, insert_method_after, is_handler_class, replace_method
-from .plan import TeardownStep
-from .registry import fix_of_module
-
-FIX = fix_of_module(__name__)
+from ..base import FixTransformer, find_method, insert_method_after, is_handler_class, replace_method
+from . import FIX, TeardownStep
 
 DEL_CODE = f'''
 {FIX.mark()}

@@ -1,24 +1,13 @@
-"""singleton: one handler per process, created under a lock, instead of a new one per call."""
+"""The singleton's LibCST transformer: the globals, main() sharing one handler; the 3.9.9-3.9.11 repairs."""
 
 from __future__ import annotations
 
 import libcst as cst
 
-from ..reading.shape import HANDLER_CLASS, REPLY_METHOD
-from .base import FixTransformer, defines, insert_before, is_handler_class, prepend_to_body
-from .plan import SingletonStep
-from .registry import fix_of_module
-from .upstream_repair import (
-    STDIN_HELPER_CODE,
-    DropStatements,
-    WaitForStdinAnyway,
-    calls_attribute,
-    calls_or_registers,
-    is_call_statement,
-    visit_methods,
-)
-
-FIX = fix_of_module(__name__)
+from ...reading.features import HANDLER_CLASS, REPLY_METHOD
+from ..base import FixTransformer, Statement, defines, insert_before, is_handler_class, prepend_to_body
+from ..upstream_repair import DropStatements, calls_attribute, calls_or_registers, is_call_statement, visit_methods
+from . import FIX, SingletonStep
 
 EXIT_REPLY_NOTE = FIX.mark("handle() has replied; main() returns, so a long-lived process can call it again")
 ALARM_REPLY_NOTE = FIX.mark("the except block that catches this exit replies, once")
@@ -36,6 +25,62 @@ with _handler_lock:
         _global_handler = {HANDLER_CLASS}()
     $name = _global_handler
 """
+
+
+# A module function the singleton fix adds for 3.9.9+, whose handler waits for stdin with select().
+STDIN_HELPER = "_stdin_ready"
+STDIN_HELPER_CODE = f'''
+{FIX.mark("main() may be called by a process whose stdin has no file descriptor")}
+def {STDIN_HELPER}(timeout):
+    """Whether the hook event can be read from stdin within ``timeout`` seconds.
+
+    A long-lived caller may hand main() an in-memory stdin, which select() refuses: it is ready.
+    """
+    try:
+        descriptor = sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):
+        return True
+    ready, _, _ = select.select([descriptor], [], [], timeout)
+    return bool(ready)
+'''
+
+
+def is_stdin_select(statement: cst.BaseStatement) -> bool:
+    """``ready, _, _ = select.select([sys.stdin], ...)``"""
+    if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
+        return False
+    assign = statement.body[0]
+    return (
+        isinstance(assign, cst.Assign)
+        and len(assign.targets) == 1
+        and isinstance(assign.targets[0].target, cst.Tuple)
+        and isinstance(assign.targets[0].target.elements[0].value, cst.Name)
+        and isinstance(assign.value, cst.Call)
+        and isinstance(assign.value.func, cst.Attribute)
+        and assign.value.func.attr.value == "select"
+        and bool(assign.value.args)
+        and "sys.stdin" in cst.Module(body=[]).code_for_node(assign.value.args[0].value)
+    )
+
+
+class WaitForStdinAnyway(cst.CSTTransformer):
+    """``ready, _, _ = select.select([sys.stdin], [], [], T)`` becomes ``ready = _stdin_ready(T)``."""
+
+    def __init__(self, fix: FixTransformer) -> None:
+        super().__init__()
+        self.fix = fix
+
+    def leave_SimpleStatementLine(self, original_node: cst.SimpleStatementLine, updated_node: cst.SimpleStatementLine):
+        if not is_stdin_select(updated_node):
+            return updated_node
+        assign = cst.ensure_type(updated_node.body[0], cst.Assign)
+        target = cst.ensure_type(assign.targets[0].target, cst.Tuple).elements[0].value
+        call = cst.ensure_type(assign.value, cst.Call)
+        code = cst.Module(body=[]).code_for_node
+        timeout = code(call.args[3].value) if len(call.args) > 3 else "None"
+        note = FIX.mark("select() refuses a stdin with no file descriptor")
+        replacement: Statement = self.fix.statement(f"{code(target)} = {STDIN_HELPER}({timeout})  {note}")
+        return replacement.with_changes(leading_lines=updated_node.leading_lines)
 
 
 class _ShareHandler(cst.CSTTransformer):
