@@ -30,7 +30,7 @@ from pathlib import Path
 from bench import corpus, table
 from codemods.engine import fix_source
 from fixer.verify import expected_deliveries
-from fixer.verify.driver import NO_SERVER, SERVER_UP, WEDGED, PerProcessRun, run_per_process
+from fixer.verify.driver import Condition, PerProcessRun, run_per_process
 
 # (label, release, patched by this tool)
 VARIANTS = (
@@ -41,7 +41,7 @@ VARIANTS = (
     ("ours 3.9.4", "3.9.4", True),
     ("ours 3.9.11", "3.9.11", True),
 )
-CONDITIONS = (SERVER_UP, NO_SERVER, WEDGED)
+CONDITIONS = tuple(Condition)
 TARGET_RATIO = 1.35
 
 
@@ -61,7 +61,7 @@ class Figures:
     def add(self, run: PerProcessRun, source: bytes) -> None:
         self.seconds[run.condition].extend(run.hook_seconds)
         self.hung[run.condition] += run.hung
-        if run.condition == SERVER_UP:
+        if run.condition is Condition.SERVER_UP:
             self.sent += sum(run.sent.values())
             self.expected += sum(expected_deliveries(source, run.sent).values())
             self.delivered += sum((run.delivered or {}).values())
@@ -72,7 +72,7 @@ class Figures:
 
     @property
     def ratio(self) -> float:
-        return self.median(SERVER_UP) / self.median(NO_SERVER)
+        return self.median(Condition.SERVER_UP) / self.median(Condition.NO_SERVER)
 
     def row(self) -> list:
         return [

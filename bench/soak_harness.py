@@ -233,7 +233,7 @@ def soak(
         with hook_environment(server.port):
             module = load_handler(source, Path(tmp))
             observer = _Observer(module, max_cache_age)
-            observe_handle(module, observer.before, observer.after)
+            observe_handle(module, HANDLER_CLASS, observer.before, observer.after)
 
             paused = 0.0
 

@@ -203,6 +203,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What Ctrl-C leaves behind, in each command's own words.
+WRITES_INTERRUPTED = "every file is either untouched or fully patched"
+INTERRUPTED = {
+    Command.VERIFY: "every hook and server verify started is stopped; it changes nothing on disk",
+    Command.CHECK: "check writes nothing",
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = None
@@ -222,7 +230,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         failed = FileResult(error.path, FileStatus.ERROR, message=error.reason)
         return max(Report(Command(args.command), [failed]).render(output), 2)
     except KeyboardInterrupt:
-        print("fix-memory-leaks: interrupted; every file is either untouched or fully patched", file=sys.stderr)
+        command = getattr(args, "command", None)
+        words = INTERRUPTED.get(Command(command), WRITES_INTERRUPTED) if command else WRITES_INTERRUPTED
+        print(f"fix-memory-leaks: interrupted; {words}", file=sys.stderr)
         return 130
 
 
@@ -371,21 +381,20 @@ def cmd_restore(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from .verify import DEFAULT_EVENTS, VerifyReport, progress_display, verify_file
+    from .install.model import Target
+    from .verify import DEFAULT_EVENTS, VerifyReport, progress_display, verify_target
 
     events = DEFAULT_EVENTS if args.events is None else args.events
     quiet = args.quiet or args.format is Format.JSON
     if args.installed and args.python is None and not args.paths:
-        from .verify import verify_installed
-
-        targets = _discovered(args)  # verify_installed reports a target that could not be located
-        with progress_display(sys.stderr, quiet=quiet, no_color=args.no_color) as progress:
-            results = [verify_installed(found, events, progress(Path(found.label))) for found in targets]
+        targets = _discovered(args)  # a target that could not be located is reported as an error
     else:
         paths, _ = _handlers(args, python_runs_them=True)
-        python = args.python or sys.executable
-        with progress_display(sys.stderr, quiet=quiet, no_color=args.no_color) as progress:
-            results = [verify_file(path, python, events, progress(path)) for path in paths]
+        targets = [Target(path, args.python or sys.executable, origin="") for path in paths]
+    with progress_display(sys.stderr, quiet=quiet, no_color=args.no_color) as display:
+        results = [
+            verify_target(target, events, display.for_file(Path(target.label)), display.announce) for target in targets
+        ]
     return VerifyReport(results).render(args.format, _options(args))
 
 

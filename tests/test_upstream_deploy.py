@@ -22,9 +22,8 @@ import pytest
 
 from bench import corpus
 from fixer.cli import main
-from fixer.verify import driver as verify_driver
-from fixer.verify import expected_deliveries
-from fixer.verify.driver import CONTINUE, NO_SERVER, SERVER_UP, WEDGED, run_long_lived, run_per_process
+from fixer.verify import expected_deliveries, handler_names
+from fixer.verify.driver import CONTINUE, Condition, processes, run_long_lived, run_per_process
 
 pytestmark = pytest.mark.deploy
 
@@ -48,7 +47,7 @@ def verify_installed(python: Path, cwd: Path, websocket: Path | None) -> subproc
 def run_hooks(python: Path, handler: Path, websocket: Path | None, monkeypatch) -> dict:
     """Each server condition's run, the long-lived burst, and every hook process's (stdout, stderr)."""
     outputs: list[tuple[str, str]] = []
-    real_run_hook = verify_driver._run_hook
+    real_run_hook = processes.run_hook
 
     def recording(*args, **kwargs):
         elapsed, returncode, stdout, stderr = real_run_hook(*args, **kwargs)
@@ -56,16 +55,13 @@ def run_hooks(python: Path, handler: Path, websocket: Path | None, monkeypatch) 
         return elapsed, returncode, stdout, stderr
 
     with monkeypatch.context() as patch:
-        patch.setattr(verify_driver, "_run_hook", recording)
+        patch.setattr(processes, "run_hook", recording)
         if websocket is None:
             patch.delenv("PYTHONPATH", raising=False)
         else:
             patch.setenv("PYTHONPATH", str(websocket))
-        figures = {
-            condition: run_per_process(str(python), handler, EVENTS, condition)
-            for condition in (SERVER_UP, NO_SERVER, WEDGED)
-        }
-        figures["long_lived"] = run_long_lived(str(python), handler, CALLS)
+        figures = {condition: run_per_process(str(python), handler, EVENTS, condition) for condition in Condition}
+        figures["long_lived"] = run_long_lived(str(python), handler, CALLS, names=handler_names())
     figures["outputs"] = outputs
     return figures
 
@@ -103,7 +99,7 @@ CASES = [
 @pytest.mark.parametrize(("version", "transport"), CASES)
 def test_every_event_is_delivered_and_no_connection_left_open(repaired_runs, version, transport):
     figures = repaired_runs[version, transport]
-    up = figures[SERVER_UP]
+    up = figures[Condition.SERVER_UP]
     assert up.hung == 0 and up.failures == [], up.failures
     assert up.delivered == expected_deliveries(figures["source"], up.sent)
     assert up.connections_left_open == 0 and up.connections_opened == EVENTS
@@ -116,13 +112,13 @@ def test_every_hook_replies_exactly_once_and_none_hangs(repaired_runs, version, 
     for stdout, stderr in figures["outputs"]:
         assert [json.loads(line) for line in stdout.splitlines()] == [CONTINUE], stdout
         assert "Exception ignored" not in stderr and "Traceback" not in stderr, stderr[-1000:]
-    assert all(figures[condition].hung == 0 for condition in (SERVER_UP, NO_SERVER, WEDGED))
+    assert all(figures[condition].hung == 0 for condition in Condition)
 
 
 @pytest.mark.parametrize(("version", "transport"), CASES)
 def test_a_server_that_never_answers_holds_a_hook_about_a_second_at_most(repaired_runs, version, transport):
     figures = repaired_runs[version, transport]
-    wedged, nothing = (statistics.median(figures[c].hook_seconds) for c in (WEDGED, NO_SERVER))
+    wedged, nothing = (statistics.median(figures[c].hook_seconds) for c in (Condition.WEDGED, Condition.NO_SERVER))
     assert wedged - nothing <= WEDGED_EXTRA_SECONDS, (wedged, nothing)
 
 

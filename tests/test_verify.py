@@ -28,7 +28,7 @@ import pytest
 from bench import corpus
 from fixer.cli import main
 from fixer.verify.driver import DASHBOARD_PORT, SETTLE_SECONDS
-from fixer.verify.runner import namespace_available
+from fixer.verify.launcher import namespace_available
 
 pytestmark = pytest.mark.deploy
 
@@ -71,6 +71,7 @@ PER_PROCESS_KEYS = {
     "exit_errors",
     "channels",
     "errors_reported",
+    "not_run",
 }
 LONG_LIVED_KEYS = {
     "calls",
@@ -198,7 +199,7 @@ def test_json_has_the_documented_keys(contrasts):
     assert set(result["per_process"]) == {"server_up", "no_server", "wedged"}
     for condition, run in result["per_process"].items():
         assert set(run) == PER_PROCESS_KEYS
-        assert len(run["hook_seconds"]) == (3 if condition == "wedged" else EVENTS)
+        assert len(run["hook_seconds"]) + run["not_run"] == (3 if condition == "wedged" else EVENTS)
     assert result["hook"]["how"] == "python hook_handler.py (as hook_wrapper.sh runs it)"
     assert set(result["long_lived"]) == LONG_LIVED_KEYS
     assert set(result["long_lived"]["collections"]["active_delegations"]) == {"peak", "limit", "limit_name"}
@@ -313,12 +314,13 @@ def test_without_a_namespace_a_taken_hard_coded_port_is_refused(required, tmp_pa
 
 def test_a_registered_python_hook_of_5x_is_run_and_its_hook_execution_events_counted(required):
     """The settings may name 5.x's claude-hook-handler.sh instead of the fast hook: verify runs what is registered."""
-    from fixer.verify import Target, verify_target
+    from fixer.install.model import Target
+    from fixer.verify import verify_target
 
     python = required(corpus.installed, "5.9.10")
     package = next(python.parents[1].glob("lib/python*/site-packages/claude_mpm"))
     script = package / "scripts" / "claude-hook-handler.sh"
-    target = Target(package / "hooks" / "claude_hooks" / "hook_handler.py", str(python), str(script), "test")
+    target = Target(package / "hooks" / "claude_hooks" / "hook_handler.py", str(python), "test", command=str(script))
     result = verify_target(target, events=2)
     assert (result.status, result.reasons) == ("pass", [])
     assert result.hook["how"].endswith("(as claude-hook-handler.sh runs it)") and result.hook["reply"] == "continue"

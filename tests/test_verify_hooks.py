@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from bench import corpus
-from fixer.verify.driver import REPLY_ACTION
+from fixer.install.model import Target
+from fixer.verify.driver import Reply
 from fixer.verify.hooks import (
-    Target,
     exported,
     hard_codes_port,
     hook_run,
@@ -29,7 +29,7 @@ MODULE = "claude_mpm.hooks.claude_hooks.hook_handler"
 
 def run_of(version: str, required, command: str | None = None):
     folder = required(corpus.unpacked, version)
-    return hook_run(Target(folder / corpus.HANDLER_IN_WHEEL, sys.executable, command))
+    return hook_run(Target(folder / corpus.HANDLER_IN_WHEEL, sys.executable, origin="test", command=command))
 
 
 @pytest.mark.parametrize(
@@ -104,7 +104,7 @@ fi
 """
     assert exported(wrapper) == {"CLAUDE_MPM_SOCKETIO_PORT": "8765"}
     assert invocation(wrapper) == ["-m", "some.module"]
-    assert reply_contract(wrapper) == REPLY_ACTION
+    assert reply_contract(wrapper) == Reply.ACTION.value
     assert reply_contract("# echo '{\"continue\": true}'\n", 'print(json.dumps({"continue": True}))') == "continue"
 
 

@@ -21,11 +21,12 @@ import pytest
 import fixer.verify.driver as driver
 from codemods.reading import shape
 from fixer.cli import main
-from fixer.verify import DEFAULT_EVENTS, Expectation, expected_deliveries, judge
+from fixer.verify import DEFAULT_EVENTS, Expectation, expected_deliveries, handler_names, judge
 from fixer.verify.figures import Figures
 from fixer.verify.verdict import add_expected
 
 ROOT = Path(__file__).resolve().parent.parent
+ACTION, CONTINUE = driver.Reply.ACTION.value, driver.Reply.CONTINUE.value  # the contracts of 3.x-4.x and 5.x
 SENT = {"UserPromptSubmit": 2, "PreToolUse": 2, "PostToolUse": 1, "SubagentStop": 1, "Stop": 1}
 ANNOUNCES_SUBAGENTS = b"self._emit_socketio_event('/hook', 'subagent_start', data)"
 SOCKETIO_HANDLER = Expectation(ANNOUNCES_SUBAGENTS, expects_events=True)
@@ -69,9 +70,9 @@ def good_document() -> dict:
         "hang_limit": 10.0,
         "claude_code": "stand-in (2.0.0 (Claude Code))",
         "per_process": {
-            driver.SERVER_UP: per_process(driver.SERVER_UP, True),
-            driver.NO_SERVER: per_process(driver.NO_SERVER, False),
-            driver.WEDGED: per_process(driver.WEDGED, False, hooks=3),
+            driver.Condition.SERVER_UP: per_process(driver.Condition.SERVER_UP, True),
+            driver.Condition.NO_SERVER: per_process(driver.Condition.NO_SERVER, False),
+            driver.Condition.WEDGED: per_process(driver.Condition.WEDGED, False, hooks=3),
         },
         "long_lived": {
             "calls": 7,
@@ -141,6 +142,11 @@ def _set(path: str, value):
     [
         (_set("per_process.server_up.hung", 3), "per process: 3 of 7 hook processes hung with the server up"),
         (_set("per_process.no_server.hung", 1), "per process: 1 of 7 hook processes hung with no server listening"),
+        pytest.param(
+            lambda figures: figures["per_process"]["server_up"].update(hung=1, hook_seconds=[0.5, 10.0], not_run=5),
+            "per process: hook 2 of 7 hung with the server up (killed after 10 s; the 5 after it not run)",
+            id="stopped at the first hang",
+        ),
         (
             _set("per_process.server_up.replies_not_continue", 1),
             "per process: 1 of 7 hook processes did not reply continue with the server up",
@@ -174,7 +180,7 @@ def test_each_failure_is_named(change, reason):
 
 def test_without_a_dashboard_events_and_connections_are_not_applicable():
     document = good_document()
-    for run in [document["per_process"][driver.SERVER_UP], document["long_lived"]]:
+    for run in [document["per_process"][driver.Condition.SERVER_UP], document["long_lived"]]:
         run.update(delivered={}, connections_opened=0, connections_left_open=3)
     document["long_lived"]["collections"] = {}
     verdict = verdict_of(document, Expectation(b"", expects_events=False))
@@ -196,7 +202,7 @@ def test_collections_without_a_limit_are_reported_not_judged():
 
 def test_time_against_a_server_that_never_answers_is_reported_not_failed():
     document = good_document()
-    wedged = document["per_process"][driver.WEDGED]
+    wedged = document["per_process"][driver.Condition.WEDGED]
     wedged.update(hook_seconds=[4.4, 4.6, 10.0], hung=1, hook_seconds_median=4.6, hook_seconds_max=10.0)
     verdict = verdict_of(document)
     assert (verdict.status, verdict.reasons) == ("pass", [])
@@ -215,7 +221,7 @@ def test_time_against_a_server_that_never_answers_is_reported_not_failed():
 
 def family(per_process_changes: dict, long_lived: dict | str | None = "good") -> dict:
     document = good_document()
-    document["per_process"][driver.SERVER_UP].update(per_process_changes)
+    document["per_process"][driver.Condition.SERVER_UP].update(per_process_changes)
     if long_lived is None:
         document["long_lived"] = None
     elif long_lived != "good":
@@ -297,7 +303,9 @@ def stand_in(tmp_path: Path, body: str) -> Path:
     return path
 
 
-def test_a_hook_process_that_hangs_is_killed_at_the_limit_and_counted(tmp_path):
+def test_a_hook_process_that_hangs_is_killed_at_the_limit_and_the_run_stops_there(tmp_path):
+    """One hang fails the run: the hooks after it are not started, so a release that hangs every hook costs one
+    hang limit a run, not one a hook."""
     handler = stand_in(
         tmp_path,
         """\
@@ -306,8 +314,8 @@ def test_a_hook_process_that_hangs_is_killed_at_the_limit_and_counted(tmp_path):
         time.sleep(60)
     """,
     )
-    run = driver.run_per_process(sys.executable, handler, 2, driver.NO_SERVER, hang_limit=0.5)
-    assert (run.hung, run.replies_not_continue, run.hook_seconds) == (2, 0, [0.5, 0.5])
+    run = driver.run_per_process(sys.executable, handler, 3, driver.Condition.NO_SERVER, hang_limit=0.5)
+    assert (run.hung, run.replies_not_continue, run.hook_seconds, run.not_run) == (1, 0, [0.5], 2)
     assert run.delivered is None and run.failures[0] == "hook 1 (UserPromptSubmit): hung, killed after 0.5 s"
 
 
@@ -329,7 +337,7 @@ def test_per_process_run_counts_deliveries_connections_and_replies(tmp_path):
         client.disconnect()
     """,
     )
-    run = driver.run_per_process(sys.executable, handler, 2, driver.SERVER_UP)
+    run = driver.run_per_process(sys.executable, handler, 2, driver.Condition.SERVER_UP)
     assert run.delivered == {"hook.UserPromptSubmit": 1, "hook.PreToolUse": 1}
     assert (run.connections_opened, run.connections_left_open, run.hung) == (2, 0, 0)
     assert run.replies_not_continue == 2 and "no continue reply" in run.failures[0]
@@ -349,23 +357,24 @@ def test_http_posts_to_api_events_are_counted_like_socketio_events(tmp_path):
         print(json.dumps({"continue": True}))
     """,
     )
-    launch = driver.Launch([sys.executable, str(handler)], {}, driver.REPLY_CONTINUE, handler=str(handler))
-    run = driver.run_per_process(sys.executable, handler, 2, driver.SERVER_UP, launch=launch)
+    launch = driver.Launch([sys.executable, str(handler)], {}, CONTINUE, handler=str(handler))
+    run = driver.run_per_process(sys.executable, handler, 2, driver.Condition.SERVER_UP, launch=launch)
     assert run.delivered == {"hook.userpromptsubmit": 1, "hook.pretooluse": 1}
     assert (run.channels, run.connections_left_open, run.replies_not_continue) == ({"http": 2}, 0, 0)
-    strict = driver.Launch([sys.executable, str(handler)], {}, driver.REPLY_ACTION)
-    assert driver.run_per_process(sys.executable, handler, 1, driver.NO_SERVER, launch=strict).replies_not_continue == 1
+    strict = driver.Launch([sys.executable, str(handler)], {}, ACTION)
+    silent = driver.run_per_process(sys.executable, handler, 1, driver.Condition.NO_SERVER, launch=strict)
+    assert silent.replies_not_continue == 1
 
 
 @pytest.mark.parametrize(
     ("output", "contract", "accepted"),
     [
-        pytest.param('{"action": "continue"}\n', driver.REPLY_ACTION, True, id="3.x-4.x"),
-        pytest.param('{"continue": true}\n', driver.REPLY_ACTION, False, id="5.x reply to a 4.x contract"),
-        pytest.param('{"continue": true, "tool_input": {}}\n', driver.REPLY_CONTINUE, True, id="5.x with tool_input"),
-        pytest.param('{"action": "continue"}\n', driver.REPLY_CONTINUE, False, id="4.x reply to a 5.x contract"),
+        pytest.param('{"action": "continue"}\n', ACTION, True, id="3.x-4.x"),
+        pytest.param('{"continue": true}\n', ACTION, False, id="5.x reply to a 4.x contract"),
+        pytest.param('{"continue": true, "tool_input": {}}\n', CONTINUE, True, id="5.x with tool_input"),
+        pytest.param('{"action": "continue"}\n', CONTINUE, False, id="4.x reply to a 5.x contract"),
         pytest.param('{"async": true, "asyncTimeout": 60000}\n', "continue|async", True, id="5.x fast hook"),
-        pytest.param("debug line\n", driver.REPLY_ACTION, False, id="no JSON"),
+        pytest.param("debug line\n", ACTION, False, id="no JSON"),
     ],
 )
 def test_replies_are_judged_by_the_release_contract(output, contract, accepted):
@@ -374,7 +383,7 @@ def test_replies_are_judged_by_the_release_contract(output, contract, accepted):
 
 def test_a_hook_that_fails_is_counted_as_an_exit_error(tmp_path):
     handler = stand_in(tmp_path, "from .event_handlers import EventHandlers\n")
-    run = driver.run_per_process(sys.executable, handler, 1, driver.NO_SERVER)
+    run = driver.run_per_process(sys.executable, handler, 1, driver.Condition.NO_SERVER)
     assert (run.exit_errors, run.replies_not_continue) == (1, 1)
     assert run.failures[0].startswith("hook 1 (UserPromptSubmit): exit 1: ImportError: attempted relative import")
 
@@ -415,7 +424,7 @@ LONG_LIVED_STAND_IN = textwrap.dedent("""\
 
 def test_long_lived_run_measures_calls_collections_and_exit(tmp_path):
     handler = stand_in(tmp_path, LONG_LIVED_STAND_IN)
-    run = driver.run_long_lived(sys.executable, handler, 7)
+    run = driver.run_long_lived(sys.executable, handler, 7, names=handler_names())
     assert (run.calls_done, run.hung_call, run.exited, run.exit_code, run.replies_not_continue) == (7, None, True, 0, 0)
     assert run.collections == {"active_delegations": {"peak": 2, "limit": 2, "limit_name": "MAX_DELEGATION_TRACKING"}}
     assert run.cleanup_interval == 1 and run.max_connections is None
@@ -424,7 +433,7 @@ def test_long_lived_run_measures_calls_collections_and_exit(tmp_path):
 
 def test_long_lived_process_that_does_not_exit_is_killed(tmp_path):
     handler = stand_in(tmp_path, LONG_LIVED_STAND_IN + "\natexit.register(time.sleep, 60)\n")
-    run = driver.run_long_lived(sys.executable, handler, 2, hang_limit=1.0)
+    run = driver.run_long_lived(sys.executable, handler, 2, hang_limit=1.0, names=handler_names())
     assert (run.calls_done, run.hung_call, run.exited, run.exit_code) == (2, None, False, None)
 
 
@@ -455,30 +464,45 @@ def test_missing_packages_are_an_error_that_says_what_to_install(tmp_path, capsy
 # ---------------------------------------------------------------- what the driver may be
 
 
+DRIVER_FILES = sorted(Path(driver.__file__).parent.glob("*.py"))
+
+
 def test_driver_imports_only_the_standard_library_socketio_and_aiohttp():
-    """It runs in the install's interpreter, which has claude-mpm's dependencies and nothing of ours."""
-    tree = ast.parse(Path(driver.__file__).read_text())
-    imported = {
-        alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
-    }
-    imported |= {
-        node.module.split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0
-    }
+    """It runs in the install's interpreter, which has claude-mpm's dependencies and nothing of ours:
+    its modules import each other relatively, and nothing else but these."""
+    imported = set()
+    for path in DRIVER_FILES:
+        tree = ast.parse(path.read_text())
+        imported |= {
+            alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+        }
+        imported |= {
+            node.module.split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0
+        }
+    assert len(DRIVER_FILES) > 5
     assert imported - sys.stdlib_module_names - {"__future__"} == {"socketio", "aiohttp"}
 
 
-def test_driver_is_python_3_8():
+@pytest.mark.parametrize("path", DRIVER_FILES, ids=lambda path: path.name)
+def test_driver_is_python_3_8(path):
     """claude-mpm supports Python 3.8, so the driver must run there."""
-    ast.parse(Path(driver.__file__).read_text(), feature_version=(3, 8))
+    ast.parse(path.read_text(), feature_version=(3, 8))
 
 
-def test_driver_names_what_the_codemods_name():
-    assert driver.HANDLER_CLASS == shape.HANDLER_CLASS
-    assert driver.POOL_ATTRIBUTE == shape.POOL_ATTRIBUTE
-    assert driver.CLEANUP_INTERVAL == shape.CLEANUP_INTERVAL
-    assert {**shape.TRACKED_COLLECTIONS, shape.GIT_CACHE[0]: None} == driver.SIZE_LIMITS
+def test_driver_is_told_what_the_fixes_name():
+    """The handler class, the pool, the cleanup interval and the limits come from the fixes' records, on the
+    driver's command line: the driver spells none of them."""
+    names = handler_names()
+    assert names.handler_class == shape.HANDLER_CLASS and names.pool_attribute == shape.POOL_ATTRIBUTE
+    assert names.cleanup_interval == shape.CLEANUP_INTERVAL
+    assert names.size_limits == {**shape.TRACKED_COLLECTIONS, shape.GIT_CACHE[0]: None}
+    spelled = [str(value) for value in (names.handler_class, names.pool_attribute, names.cleanup_interval)]
+    spelled += [str(limit) for limit in names.size_limits.values() if limit] + list(names.size_limits)
+    for path in DRIVER_FILES:
+        text = path.read_text()
+        assert [name for name in spelled if f'"{name}"' in text or f"'{name}'" in text] == [], path.name
 
 
 def test_help_names_the_default_number_of_events():

@@ -20,10 +20,9 @@ import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 
-from .model import ENTRY_POINT, HANDLER_MODULE, HANDLER_PARTS, WRAPPER
+from .model import ENTRY_POINT, HANDLER_MODULE, HANDLER_PARTS, WRAPPER, RunMode, Target
 from .targets import claude_mpm_version
 
 # The wrapper scripts claude-mpm's installers register (3.x-4.0: hook_wrapper.sh beside the handler;
@@ -47,38 +46,6 @@ PROBE = (
     "print(json.dumps({'executable': sys.executable, 'package': folders[0] if folders else None, "
     "'socketio': socketio}))"
 )
-
-
-class RunMode(str, Enum):
-    """How the registered command starts the handler: it decides which hook_handler.py runs."""
-
-    SCRIPT = "script"  # python <wrapper's folder>/hook_handler.py: the file beside the wrapper
-    MODULE = "module"  # python -m claude_mpm.hooks.claude_hooks.hook_handler: the one its python imports
-
-
-@dataclass(frozen=True)
-class Target:
-    """One hook handler to work on, and how Claude Code runs it.
-
-    ``handler`` is None only when it could not be located (then ``error`` says why). ``python`` is the
-    interpreter the registered command runs the handler with, ``pythonpath`` what the wrapper puts in
-    front of PYTHONPATH, ``command`` the command string as registered (None for targets not found in
-    Claude Code's settings), ``origin`` where the target came from, in words.
-    """
-
-    handler: Path | None
-    python: str | None
-    origin: str
-    command: str | None = None
-    error: str | None = None
-    run_mode: RunMode = RunMode.SCRIPT
-    pythonpath: tuple[str, ...] = ()
-    wrapper: Path | None = None
-
-    @property
-    def label(self) -> str:
-        """What to call the target in a message: its handler, else its command."""
-        return str(self.handler or self.command or self.origin)
 
 
 @dataclass

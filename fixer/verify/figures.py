@@ -1,6 +1,6 @@
 """The driver's figures as typed runs: rebuilt from its JSON, so that the verdict reads fields, not keys.
 
-The driver (``driver.py``) runs in the install's interpreter and can import nothing of ours,
+The driver (``driver/``) runs in the install's interpreter and can import nothing of ours,
 so its results cross the process boundary as JSON; here they become dataclasses again. The
 JSON itself is what ``verify --format json`` prints (keys documented in the README).
 """
@@ -10,14 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from .driver import NO_SERVER, SERVER_UP, WEDGED
+from .driver.contract import Condition
 
 
 @dataclass
 class PerProcess:
     """One hook process per event under one server condition (``driver.PerProcessRun``)."""
 
-    condition: str
+    condition: Condition
     hang_limit: float
     sent: dict[str, int]
     hook_seconds: list[float]
@@ -30,6 +30,7 @@ class PerProcess:
     exit_errors: int = 0
     channels: dict[str, int] | None = None
     errors_reported: list[str] = field(default_factory=list)
+    not_run: int = 0
     hook_seconds_median: float | None = None
     hook_seconds_max: float | None = None
     expected: dict[str, int] | None = None  # filled in by the verdict: what the dashboard should have got
@@ -78,13 +79,16 @@ class Figures:
     transport: str
     events: int
     hang_limit: float
-    per_process: dict[str, PerProcess]
+    per_process: dict[Condition, PerProcess]
     long_lived: LongLived | None
     claude_code: str | None = None
 
     @classmethod
     def from_json(cls, document: dict) -> Figures:
-        per_process = {condition: _build(PerProcess, run) for condition, run in document["per_process"].items()}
+        per_process = {
+            Condition(condition): _build(PerProcess, {**run, "condition": Condition(run["condition"])})
+            for condition, run in document["per_process"].items()
+        }
         long_lived = document.get("long_lived")
         return cls(
             python=document["python"],
@@ -100,15 +104,15 @@ class Figures:
 
     @property
     def server_up(self) -> PerProcess | None:
-        return self.per_process.get(SERVER_UP)
+        return self.per_process.get(Condition.SERVER_UP)
 
     @property
     def no_server(self) -> PerProcess | None:
-        return self.per_process.get(NO_SERVER)
+        return self.per_process.get(Condition.NO_SERVER)
 
     @property
     def wedged(self) -> PerProcess | None:
-        return self.per_process.get(WEDGED)
+        return self.per_process.get(Condition.WEDGED)
 
 
 def _build(kind, data: dict):

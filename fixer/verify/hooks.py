@@ -16,8 +16,8 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..install.model import ENTRY_POINT, HOOKS_FOLDER, WRAPPER
-from .driver import DASHBOARD_PORT, REPLY_ACTION, REPLY_ASYNC, REPLY_CONTINUE, Launch
+from ..install.model import ENTRY_POINT, HOOKS_FOLDER, WRAPPER, Target
+from .driver.contract import DASHBOARD_PORT, Launch, Reply, contract
 
 HANDLER_SCRIPT = "claude-hook-handler.sh"  # claude_mpm/scripts/, 4.1.10 and later
 FAST_SCRIPT = "claude-hook-fast.sh"  # claude_mpm/scripts/, 5.x: bash and curl, no Python
@@ -34,17 +34,6 @@ PORT_FROM_ENVIRONMENT = re.compile(
 HARD_CODED_PORT = re.compile(rf"\b{DASHBOARD_PORT}\b")
 
 
-@dataclass(frozen=True)
-class Target:
-    """A handler to verify, as discovery (``--installed``) hands it over: the handler file, the
-    interpreter the wrapper would use and, when known, the command Claude Code's settings register."""
-
-    handler: Path
-    python: str
-    command: str | None = None
-    origin: str = ""
-
-
 @dataclass
 class HookRun:
     """What verify runs for one event and what it expects, with the file each fact came from."""
@@ -55,6 +44,11 @@ class HookRun:
     hard_coded_port: bool  # the hook reaches 8765 whatever its environment says
     has_dashboard: bool  # the install ships a dashboard that expects the hook's events
     notes: list[str] = field(default_factory=list)
+
+    def description(self) -> dict:
+        """How the hook was run, for the report."""
+        launch = self.launch
+        return {"how": self.how, "command": launch.command, "environment": launch.environment, "reply": launch.reply}
 
 
 def package_folder(handler: Path) -> Path | None:
@@ -87,10 +81,10 @@ def exported(wrapper: str) -> dict[str, str]:
 
 
 def reply_contract(*texts: str) -> str:
-    """The replies Claude Code gets from this release (``|``-joined): those its wrapper writes itself,
-    else the handler's."""
+    """The replies Claude Code gets from this release (a :func:`~.driver.contract.contract`): those its
+    wrapper writes itself, else the handler's."""
     for text in texts:
-        found = []
+        found: list[Reply] = []
         for line in text.splitlines():
             if line.lstrip().startswith("#"):
                 continue
@@ -99,15 +93,15 @@ def reply_contract(*texts: str) -> str:
                     reply = json.loads(match["reply"])
                 except ValueError:
                     continue
-                kind = next((key for key in (REPLY_ACTION, REPLY_CONTINUE, REPLY_ASYNC) if key in reply), None)
+                kind = next((key for key in Reply if key.value in reply), None)
                 if kind and kind not in found:
                     found.append(kind)
         if found:
-            return "|".join(found)
+            return contract(*found)
     for text in texts:
         if re.search(r"""["']continue["']\s*:\s*True""", text):
-            return REPLY_CONTINUE
-    return REPLY_ACTION
+            return contract(Reply.CONTINUE)
+    return contract(Reply.ACTION)
 
 
 def hard_codes_port(text: str) -> bool:
@@ -140,6 +134,8 @@ def entry_point(package: Path, name: str = ENTRY_POINT) -> tuple[str, str] | Non
 
 def hook_run(target: Target) -> HookRun:
     """How the wrapper of ``target``'s install runs its hook (``target.command`` when settings name one)."""
+    if target.handler is None or target.python is None:
+        raise LookupError(target.error or "not located")
     handler = target.handler.resolve()
     package = package_folder(handler)
     handler_text = handler.read_text(errors="replace")

@@ -5,29 +5,41 @@ from __future__ import annotations
 import contextlib
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
 from ..patch.report import Command, Options, Report
-from .driver import HANG_LIMIT_SECONDS, NO_SERVER, SERVER_UP, WEDGED
+from .driver.contract import HANG_LIMIT_SECONDS, Condition
 from .figures import Figures, LongLived, PerProcess
-from .runner import Progress, Verification
+from .launcher import Progress
+from .runner import Verification
 from .verdict import ERROR, FAIL, PASS
 
-RUN_LABELS = {SERVER_UP: "hooks, server up", NO_SERVER: "hooks, no server", WEDGED: "hooks, server hung"}
+RUN_LABELS = {
+    Condition.SERVER_UP: "hooks, server up",
+    Condition.NO_SERVER: "hooks, no server",
+    Condition.WEDGED: "hooks, server hung",
+}
+
+
+@dataclass
+class Display:
+    """What verify shows while it works: ``announce`` a handler before its runs, ``for_file`` its runs' progress."""
+
+    announce: Callable[[str], None] | None = None
+    for_file: Callable[[Path], Progress | None] = lambda path: None
 
 
 @contextlib.contextmanager
-def progress_display(
-    stream: TextIO, quiet: bool = False, no_color: bool = False
-) -> Iterator[Callable[[Path], Progress | None]]:
-    """Yields ``for_file(path)``, the progress callback for one handler's runs.
+def progress_display(stream: TextIO, quiet: bool = False, no_color: bool = False) -> Iterator[Display]:
+    """Yields the :class:`Display` on ``stream``.
 
     On a terminal, a live bar per run; elsewhere (CI logs) a line as each run starts, so a
     two-minute verification is not silent; with ``quiet``, nothing.
     """
     if quiet:
-        yield lambda path: None
+        yield Display()
         return
     if not stream.isatty():
 
@@ -41,10 +53,11 @@ def progress_display(
 
             return report
 
-        yield for_file
+        yield Display(lambda line: print(f"verify: {line}", file=stream, flush=True), for_file)
         return
     from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
     from rich.progress import Progress as Bar
+    from rich.text import Text
 
     from ..patch.report import console_for
 
@@ -57,7 +70,7 @@ def progress_display(
         transient=True,
     ) as bar:
 
-        def for_file(path: Path) -> Progress:
+        def for_bar(path: Path) -> Progress:
             tasks: dict[str, TaskID] = {}
 
             def report(stage: str, done: int, total: int) -> None:
@@ -67,7 +80,7 @@ def progress_display(
 
             return report
 
-        yield for_file
+        yield Display(lambda line: bar.console.print(Text(f"verify: {line}", style="dim")), for_bar)
 
 
 class VerifyReport(Report):
@@ -129,7 +142,7 @@ def _figures_table(figures: Figures):
     for condition, run in figures.per_process.items():
         table.add_row(
             RUN_LABELS.get(condition, condition),
-            str(run.hooks),
+            f"{run.hooks}/{run.hooks + run.not_run}" if run.not_run else str(run.hooks),
             str(run.hung),
             f"{run.hook_seconds_median or 0:.2f}/{run.hook_seconds_max or 0:.2f}",
             _delivered(run),

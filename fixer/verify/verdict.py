@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from codemods.settings import Settings
 from codemods.status import VerifyStatus
 
-from .driver import NO_SERVER, SERVER_UP, SETTLE_SECONDS, WEDGED
+from .driver.contract import SETTLE_SECONDS, Condition
 from .figures import Figures, LongLived, PerProcess
 
 PASS, FAIL, ERROR = VerifyStatus.PASS, VerifyStatus.FAIL, VerifyStatus.ERROR
@@ -36,9 +36,9 @@ HOOK_EXECUTION = "hook.hook_execution"
 HOOK_EXECUTION_MARK = re.compile(rb"""["']hook_execution["']""")
 SLOW_SECONDS = 2.0  # a hook slower than this against a hung dashboard is flagged
 CONDITION_WORDS = {
-    SERVER_UP: "with the server up",
-    NO_SERVER: "with no server listening",
-    WEDGED: "against a server that never answers",
+    Condition.SERVER_UP: "with the server up",
+    Condition.NO_SERVER: "with no server listening",
+    Condition.WEDGED: "against a server that never answers",
 }
 
 
@@ -84,11 +84,12 @@ def add_expected(figures: Figures, expectation: Expectation) -> Figures:
 
 
 def judge(figures: Figures, expectation: Expectation) -> Verdict:
-    """The verdict on ``figures`` (with :func:`add_expected` applied)."""
+    """The verdict on ``figures``, which get the deliveries they should have had (:func:`add_expected`)."""
+    add_expected(figures, expectation)
     reasons: list[str] = []
     notes: list[str] = []
     for condition, run in figures.per_process.items():
-        if condition != WEDGED:
+        if condition is not Condition.WEDGED:
             reasons += _per_process_reasons(run, expectation)
     if figures.long_lived is None:
         notes.append("long-lived: not run (a shell hook: Claude Code starts it once per event)")
@@ -113,7 +114,12 @@ def _per_process_reasons(run: PerProcess, expectation: Expectation) -> list[str]
     reasons = []
     hooks = _count(run.hooks, "hook process")
     words = CONDITION_WORDS.get(run.condition, run.condition)
-    if run.hung:
+    if run.hung and run.not_run:
+        reasons.append(
+            f"per process: hook {run.hooks} of {run.hooks + run.not_run} hung {words} (killed after "
+            f"{run.hang_limit:g} s; the {run.not_run} after it not run)"
+        )
+    elif run.hung:
         reasons.append(f"per process: {run.hung} of {hooks} hung {words} (killed after {run.hang_limit:g} s)")
     if run.exit_errors:
         error = _first_error(run.failures)
