@@ -312,3 +312,29 @@ def test_nothing_found_says_where_it_looked(tmp_path, monkeypatch, capsys):
     assert error.startswith("fix-memory-leaks: error: no claude-mpm hook found: ~/.claude/settings.json: no such")
     assert "no claude-mpm command on PATH" in error and "--installed --python PATH" in error
     assert "\n" not in error
+
+
+@pytest.mark.deploy
+def test_verify_runs_a_source_checkouts_hook_with_the_wrappers_pythonpath(install, required, tmp_path):
+    """4.1's claude-hook-handler.sh in a checkout runs ``python -m claude_mpm...`` with the checkout's src in front
+    of PYTHONPATH: verify's hooks (and its long-lived run) import the checkout's handler, not the venv's copy."""
+    scripts = required(corpus.unpacked, "4.1.10") / "claude_mpm/scripts"
+    checkout = tmp_path / "checkout"
+    shutil.copytree(handler_of(install).parents[2], checkout / "src/claude_mpm")  # 3.8.1's code, in a checkout
+    shutil.copy(scripts / "claude-hook-handler.sh", checkout / "src/claude_mpm/scripts")
+    (checkout / ".venv").symlink_to(install, target_is_directory=True)
+    handler = checkout / "src/claude_mpm/hooks/claude_hooks/hook_handler.py"
+    marks = tmp_path / "imported-from-the-checkout"
+    source = handler.read_text()
+    handler.write_text(source.replace("\nimport json\n", f"\nimport json\nopen({str(marks)!r}, 'a').write('x')\n", 1))
+    home = tmp_path / "home"
+    wrapper = checkout / "src/claude_mpm/scripts/claude-hook-handler.sh"
+    write_json(home / ".claude/settings.json", settings_4x(str(wrapper)))
+
+    run = run_tool(home, tmp_path, "verify", "--installed", "--events", "1", "--format", "json", path=[install / "bin"])
+    result = json.loads(run.stdout)
+    verified = result["files"][0]
+    assert verified["status"] != "error", verified["message"]
+    assert same(verified["path"], handler) and "-m" in verified["hook"]["command"]
+    per_process_hooks = sum(len(run["hook_seconds"]) for run in verified["per_process"].values())
+    assert per_process_hooks >= 3 and marks.read_text().count("x") >= per_process_hooks  # and the long-lived run's

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psutil
 import pytest
 
 from bench import corpus
@@ -171,6 +173,8 @@ def test_unpatched_install_fails_and_says_why(contrasts):
     reasons = [line.strip() for line in run.stderr.splitlines() if line.strip().startswith("✗")]
     # Its hooks wait for the server's next ping before they exit, per process and in the long-lived run.
     assert any("hung" in reason for reason in reasons), run.stderr
+    # One hang fails a run: the hooks after it are not waited out one by one.
+    assert any("hook 1 of 6 hung with the server up" in reason and "the 5 after it not run" in reason for reason in reasons)
     assert "verify: 1 fail" in run.stderr
 
 
@@ -327,3 +331,46 @@ def test_a_registered_python_hook_of_5x_is_run_and_its_hook_execution_events_cou
     assert result.figures is not None and result.figures.server_up is not None
     assert result.figures.server_up.delivered is not None
     assert result.figures.server_up.delivered["hook.hook_execution"] == 2
+
+
+def _descendants(pid: int) -> dict[psutil.Process, str]:
+    """What ``pid`` started, still running, with each command line."""
+    found = {}
+    for child in psutil.Process(pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            found[child] = " ".join(child.cmdline())
+    return found
+
+
+def test_verify_says_what_it_found_first_and_ctrl_c_stops_everything_it_started(required, tmp_path):
+    """Unpatched 3.8.1, whose hooks hang: the first line names the handler, its layout and what will run, before
+    any hook; Ctrl-C (SIGINT to the foreground group, as a terminal sends it) mid-run exits 130 in verify's words,
+    and every hook, driver and server verify started is gone within 1 s."""
+    with pristine_install("3.8.1", required) as python:
+        environment = dict(os.environ, NO_COLOR="1")
+        environment.pop("PYTHONPATH", None)
+        command = [sys.executable, "-m", "fixer", "verify", "--installed", "--python", python, "--events", "4"]
+        process = subprocess.Popen(
+            command,
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+            env=environment,
+            cwd=tmp_path,
+            start_new_session=True,
+        )
+        assert process.stderr is not None
+        first = process.stderr.readline()
+        second = process.stderr.readline()  # the first run has started: its first hook runs (and hangs)
+        time.sleep(1.5)
+        started = _descendants(process.pid)
+        os.killpg(process.pid, signal.SIGINT)
+        rest = process.communicate(timeout=30)[1]
+        _, alive = psutil.wait_procs(list(started), timeout=1.0)
+    assert "hook_handler.py: layout 3.6-3.9.2" in first and "runs python hook_handler.py" in first, first
+    assert "per process, server up" in second, second
+    assert any(line.endswith("hook_handler.py") for line in started.values()), started  # a hook was running
+    assert process.returncode == 130, rest
+    assert "interrupted; every hook and server verify started is stopped" in rest, rest
+    assert "nothing was written" not in rest and "fully patched" not in rest
+    assert [started[child] for child in alive] == []
