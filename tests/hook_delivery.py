@@ -9,7 +9,6 @@ the deploy tests check what a ``check`` note claims about a release.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import json
 import os
@@ -17,9 +16,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
+
+from fixer.verify.driver.server import HTTP, SOCKETIO, SocketIOServer
 
 PORT = 8765  # claude-mpm's wrappers and HTTP clients hard-code it
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,52 +43,6 @@ def delivery(python: Path, events: int, python_path: str = "") -> dict:
     if result.returncode != 0:
         raise RuntimeError(f"hook_delivery failed: {result.stderr.strip()[-800:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-class Dashboard:
-    """A dashboard stand-in on 127.0.0.1:8765: python-socketio's AsyncServer on aiohttp, plus ``/api/events``."""
-
-    def __init__(self) -> None:
-        self.socketio: list[str] = []
-        self.http: list[str] = []
-        self._ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-
-    def __enter__(self) -> Dashboard:
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("the dashboard did not start")
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-
-    def _serve(self) -> None:
-        import socketio  # type: ignore[import-untyped]
-        from aiohttp import web
-
-        asyncio.set_event_loop(self._loop)
-        sio = socketio.AsyncServer(async_mode="aiohttp", ping_interval=30, ping_timeout=120)
-
-        async def on_claude_event(sid, data) -> None:
-            self.socketio.append(str(data.get("subtype", "?")) if isinstance(data, dict) else "?")
-
-        async def on_post(request):
-            body = await request.json()
-            self.http.append(str(body.get("subtype", "?")) if isinstance(body, dict) else "?")
-            return web.json_response({"status": "ok"})
-
-        sio.on("claude_event", on_claude_event)
-        app = web.Application()
-        sio.attach(app)
-        app.router.add_post("/api/events", on_post)
-        runner = web.AppRunner(app, shutdown_timeout=1.0)
-        self._loop.run_until_complete(runner.setup())
-        self._loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", PORT).start())
-        self._ready.set()
-        self._loop.run_forever()
 
 
 def _hook_environment(python: Path, bin_folder: Path, python_path: str) -> dict[str, str]:
@@ -131,7 +85,7 @@ def _run(python: Path, events: int, python_path: str) -> dict:
     project.mkdir()
     environment["HOME"] = str(scratch)
     replies, seconds = [], []
-    with Dashboard() as dashboard:
+    with SocketIOServer(PORT) as dashboard:  # the dashboard verify stands up, on the hard-coded port
         for index in range(events):
             event = {
                 "hook_event_name": EVENTS[index % len(EVENTS)],
@@ -161,8 +115,8 @@ def _run(python: Path, events: int, python_path: str) -> dict:
         errors = log.read_text(errors="replace")[-600:] if log.exists() else ""
         return {
             "sent": events,
-            "socketio": len(dashboard.socketio),
-            "http": len(dashboard.http),
+            "socketio": dashboard.channels[SOCKETIO],
+            "http": dashboard.channels[HTTP],
             "replies": replies,
             "seconds": seconds,
             "last_error": errors,
