@@ -171,7 +171,7 @@ def _long_lived_figures(
     peaks: dict[str, int] = {}
     for line in calls:
         in_process.raise_to(peaks, line["sizes"])
-    limits = done.get("limits", {})
+    limits = done.get("limit_values", {})
     hung_call = len(calls) + 1 if finished_at is None and exited_at is None else None
     if hung_call is not None:
         failures.append(f"call {hung_call}: hung, killed after {hang_limit:g} s")
@@ -235,7 +235,7 @@ def long_lived_child(
 
         def measure(instance) -> None:
             seen["sizes"] = in_process.collection_sizes(instance, names.size_limits)
-            seen["limits"] = {
+            seen["limit_values"] = {
                 name: in_process.constant(instance, module, limit) for name, limit in names.size_limits.items() if limit
             }
             seen["cleanup_interval"] = in_process.constant(instance, module, names.cleanup_interval)
@@ -256,5 +256,5 @@ def long_lived_child(
             }
             out.write(json.dumps(line) + "\n")
             out.flush()
-        summary = {key: seen.get(key) for key in ("limits", "cleanup_interval", "max_connections")}
+        summary = {key: seen.get(key) for key in ("limit_values", "cleanup_interval", "max_connections")}
         out.write(json.dumps({"done": summary}) + "\n")
