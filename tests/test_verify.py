@@ -174,7 +174,8 @@ def test_unpatched_install_fails_and_says_why(contrasts):
     # Its hooks wait for the server's next ping before they exit, per process and in the long-lived run.
     assert any("hung" in reason for reason in reasons), run.stderr
     # One hang fails a run: the hooks after it are not waited out one by one.
-    assert any("hook 1 of 6 hung with the server up" in reason and "the 5 after it not run" in reason for reason in reasons)
+    stopped = [reason for reason in reasons if "hook 1 of 6 hung with the server up" in reason]
+    assert stopped and "the 5 after it not run" in stopped[0], reasons
     assert "verify: 1 fail" in run.stderr
 
 
@@ -362,8 +363,12 @@ def test_verify_says_what_it_found_first_and_ctrl_c_stops_everything_it_started(
         assert process.stderr is not None
         first = process.stderr.readline()
         second = process.stderr.readline()  # the first run has started: its first hook runs (and hangs)
-        time.sleep(1.5)
+        deadline = time.monotonic() + 60
         started = _descendants(process.pid)
+        while not any(line.endswith("hook_handler.py") for line in started.values()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            started = _descendants(process.pid)
+        time.sleep(0.5)  # the hook is past its start: in the driver's wait for it
         os.killpg(process.pid, signal.SIGINT)
         rest = process.communicate(timeout=30)[1]
         _, alive = psutil.wait_procs(list(started), timeout=1.0)

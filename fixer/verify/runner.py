@@ -47,7 +47,7 @@ class Verification:
             "isolation": self.isolation,
             **{key: None if figures is None else getattr(figures, key) for key in FIGURE_KEYS},
             "per_process": {} if figures is None else {key: asdict(run) for key, run in figures.per_process.items()},
-            "long_lived": {} if figures is None or figures.long_lived is None else asdict(figures.long_lived),
+            "long_lived": {} if figures is None else figures.long_lived and asdict(figures.long_lived),
         }
 
 
